@@ -1,0 +1,1 @@
+//! clawveil-telemetry
