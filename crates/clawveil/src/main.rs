@@ -1,1 +1,29 @@
-fn main() {}
+//! `clawveil`: the command line. Parses arguments, loads the configuration, wires the
+//! library crates together and handles signals. No proxy logic lives here.
+
+mod cli;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = cli::Cli::parse();
+    match cli.command.unwrap_or_default() {
+        cli::Command::Run(args) => run::run(&args),
+        cli::Command::Check(args) => run::check(&args),
+    }
+}
+
+/// A panic prints where it happened, never its message: a message may carry request data.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown location".into());
+        eprintln!("{{\"level\":\"ERROR\",\"message\":\"internal error (panic); the message is withheld because it may contain request data\",\"location\":\"{location}\"}}");
+    }));
+}

@@ -1,14 +1,49 @@
 //! The validated, typed configuration. Nothing downstream of this crate sees TOML:
 //! addresses are `SocketAddr`, durations `Duration`, sizes `u64`, secrets `Secret`.
 //!
-//! Every field carries a doc comment; the README's configuration reference is checked
-//! against these (see `reference.rs`).
+//! The file spelling, type, default and meaning of every key are in `reference.rs`
+//! (the README's configuration reference), which is tested against the raw serde structs;
+//! the doc comments here say what each field means to the code that uses it.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::perms::PermissionWarning;
 use crate::secret::Secret;
+
+/// Gives a config enum its file spelling: `NAMES` (every valid value, in the order the
+/// reference lists them), `as_str`, `from_name` and `Display`.
+macro_rules! named_enum {
+    ($t:ident { $($v:ident = $s:literal),+ $(,)? }) => {
+        impl $t {
+            /// Every valid spelling in `proxy.toml`.
+            pub const NAMES: &'static [&'static str] = &[$($s),+];
+
+            /// The spelling used in `proxy.toml`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$v => $s),+
+                }
+            }
+
+            /// Parses the spelling used in `proxy.toml` (exact, case-sensitive).
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $($s => Some(Self::$v),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
 
 /// The whole, validated `proxy.toml`.
 #[derive(Debug, Clone)]
@@ -30,6 +65,9 @@ pub struct Config {
     /// When the file has none, a single `default` route for `/` with `verify = none`.
     pub routes: Vec<Route>,
     pub egress: Option<Egress>,
+    /// Insecure file permissions that `LoadOptions::allow_insecure_permissions` let
+    /// through (tls.key, `${file:..}` secrets). The binary logs each one loudly.
+    pub warnings: Vec<PermissionWarning>,
 }
 
 /// `[listen]`
@@ -39,7 +77,8 @@ pub struct Listen {
     pub https: SocketAddr,
     /// Plain-HTTP listener: ACME HTTP-01 answers and a 308 to https, nothing else.
     pub http: Option<SocketAddr>,
-    /// `/metrics`, `/healthz`, `/readyz`. Default `127.0.0.1:9464`.
+    /// `/metrics`, `/healthz`, `/readyz`. Default `127.0.0.1:9464`; `metrics = ""`
+    /// disables the listener (`None`).
     pub metrics: Option<SocketAddr>,
 }
 
@@ -56,18 +95,25 @@ pub struct Upstream {
     pub fallback: Option<String>,
 }
 
+/// `tls.mode`: where the serving certificate comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
+    /// Obtained and renewed by ACME (`[acme]`).
     Acme,
+    /// PEM files `tls.cert` / `tls.key`, reloaded on SIGHUP and on change.
     Files,
+    /// Generated on first start (development only).
     SelfSigned,
 }
+named_enum!(TlsMode { Acme = "acme", Files = "files", SelfSigned = "self-signed" });
 
+/// `tls.min_version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
     V1_2,
     V1_3,
 }
+named_enum!(TlsVersion { V1_2 = "1.2", V1_3 = "1.3" });
 
 /// `[tls]`
 #[derive(Debug, Clone)]
@@ -91,11 +137,15 @@ pub struct Tls {
     pub watch_interval: Duration,
 }
 
+/// `acme.challenge`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Challenge {
+    /// Answered on `listen.http` (port 80).
     Http01,
+    /// Answered on `listen.https` by ALPN `acme-tls/1` (port 443).
     TlsAlpn01,
 }
+named_enum!(Challenge { Http01 = "http-01", TlsAlpn01 = "tls-alpn-01" });
 
 /// `[acme]`
 #[derive(Debug, Clone)]
@@ -112,8 +162,11 @@ pub struct Acme {
     pub storage: PathBuf,
     /// Default 30d.
     pub renew_before: Duration,
+    /// Extra PEM roots to trust the ACME server with (private CA, Pebble in tests).
     pub ca_roots: Option<PathBuf>,
+    /// External account binding key id (set together with `eab_hmac`).
     pub eab_kid: Option<Secret>,
+    /// External account binding HMAC key, base64url (set together with `eab_kid`).
     pub eab_hmac: Option<Secret>,
     /// 32 bytes as 64 hex characters (validated).
     pub storage_key: Option<Secret>,
@@ -136,17 +189,25 @@ pub struct Limits {
     pub drain_timeout: Duration,
 }
 
+/// `log.format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// One JSON object per line on stdout.
     Json,
+    /// Human-readable, for terminals.
     Pretty,
 }
+named_enum!(LogFormat { Json = "json", Pretty = "pretty" });
 
+/// `log.bodies`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyLog {
+    /// Bodies are never logged.
     Off,
+    /// A bounded sample, after the redaction engine.
     Redacted,
 }
+named_enum!(BodyLog { Off = "off", Redacted = "redacted" });
 
 /// `[log]`
 #[derive(Debug, Clone)]
@@ -159,18 +220,24 @@ pub struct Log {
     pub bodies: BodyLog,
     /// Per direction, after redaction. Default 16KiB.
     pub body_max: u64,
+    /// When set, identifiers become keyed hashes (same id → same tag) instead of fixed masks.
     pub hash_key: Option<Secret>,
 }
 
+/// `redact.rule.replace`: what a match becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replace {
+    /// A fixed mask naming the rule.
     Mask,
+    /// A keyed hash (`log.hash_key`), so equal values get equal tags.
     Hash,
 }
+named_enum!(Replace { Mask = "mask", Hash = "hash" });
 
 /// One `[[redact.rule]]`.
 #[derive(Debug, Clone)]
 pub struct RedactRule {
+    /// Unique, non-empty; shown in place of what it redacts.
     pub name: String,
     /// A regular expression (validated at load time).
     pub pattern: String,
@@ -181,11 +248,13 @@ pub struct RedactRule {
 /// `[redact]`
 #[derive(Debug, Clone)]
 pub struct Redact {
-    /// Built-in rule names; default all of them.
+    /// Built-in rule names (see `BUILTIN_RULES`); default all of them.
     pub builtin: Vec<String>,
+    /// Extra JSON keys whose values are always redacted.
     pub json_keys: Vec<String>,
     /// Extra header names whose values are always redacted.
     pub headers: Vec<String>,
+    /// Custom rules, in file order.
     pub rules: Vec<RedactRule>,
 }
 
@@ -196,12 +265,17 @@ pub struct Metrics {
     pub token: Option<Secret>,
 }
 
+/// `route.verify`: how a callback is proven to come from DingTalk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verify {
+    /// No verification.
     None,
+    /// `timestamp` + `sign` headers, HMAC-SHA256 with one of `app_secrets`.
     DingtalkRobot,
+    /// Signature over token/timestamp/nonce/encrypt with `event_token`.
     DingtalkEvent,
 }
+named_enum!(Verify { None = "none", DingtalkRobot = "dingtalk-robot", DingtalkEvent = "dingtalk-event" });
 
 /// One `[[route]]`.
 #[derive(Debug, Clone)]
@@ -218,10 +292,13 @@ pub struct Route {
     pub max_skew: Duration,
     /// Default true.
     pub replay: bool,
+    /// Optional client allow-list (empty: everyone).
     pub allow_cidrs: Vec<ipnet::IpNet>,
     /// Required for dingtalk-event.
     pub event_token: Option<Secret>,
+    /// 43 characters (validated); when set the ciphertext must also decrypt.
     pub event_aes_key: Option<Secret>,
+    /// corpId, appKey or suiteKey expected at the end of the decrypted plaintext.
     pub event_owner_key: Option<String>,
 }
 
@@ -232,22 +309,30 @@ pub struct Egress {
     pub listen: SocketAddr,
     /// Host patterns (`api.dingtalk.com`, `*.dingtalk.com`) that CONNECT may reach, port 443 only.
     pub allow: Vec<String>,
+    /// Reverse-proxy targets; requests to `/<name>/...` go to target `name`.
     pub targets: Vec<EgressTarget>,
 }
 
+/// `egress.target.fallback_on`: what makes a request go to the fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackCause {
+    /// The primary could not be connected to (including TLS handshake failures).
     Connect,
+    /// The primary did not answer within `response_timeout`.
     Timeout,
+    /// The primary answered with a 5xx status.
     Status5xx,
 }
+named_enum!(FallbackCause { Connect = "connect", Timeout = "timeout", Status5xx = "5xx" });
 
 /// One `[[egress.target]]`.
 #[derive(Debug, Clone)]
 pub struct EgressTarget {
+    /// Unique; the first path segment that selects this target, and its metric label.
     pub name: String,
     /// `https://` only.
     pub url: String,
+    /// `https://` only; tried per `fallback_on`.
     pub fallback: Option<String>,
     /// Default ["connect", "timeout"].
     pub fallback_on: Vec<FallbackCause>,
@@ -255,8 +340,24 @@ pub struct EgressTarget {
     pub connect_timeout: Duration,
     /// Default 120s.
     pub response_timeout: Duration,
+    /// Allow-list for the `model` metric label; others are `other`.
     pub models: Vec<String>,
-    /// Header name → value template (may contain secrets).
+    /// Header name → value template (may contain secrets), sorted by name.
     pub inject_headers: Vec<(String, Secret)>,
+    /// Extra PEM roots trusted for this target (in addition to the system roots).
     pub ca_roots: Option<PathBuf>,
 }
+
+/// The built-in redaction rules `redact.builtin` may name (the redact crate implements
+/// the same names).
+pub const BUILTIN_RULES: &[&str] = &[
+    "email",
+    "phone",
+    "id-card",
+    "bank-card",
+    "bearer",
+    "api-key",
+    "jwt",
+    "url-secret",
+    "dingtalk",
+];

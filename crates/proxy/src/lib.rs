@@ -1,1 +1,151 @@
-//! clawveil-proxy
+//! The proxy itself: listeners, the request pipeline, forwarding to the bot, limits,
+//! and the plain-HTTP listener that only answers ACME challenges and redirects.
+//!
+//! [`bind`] claims every address first (so a taken port is an error before anything
+//! serves); [`serve`] runs until the shutdown signal, then drains in-flight requests.
+
+mod body;
+mod capture;
+mod headers;
+mod listener;
+mod plain;
+mod service;
+mod trace;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clawveil_config::Config;
+use clawveil_telemetry::{serve_metrics, Metrics, MetricsAccess};
+use clawveil_tls::{server_config, CertStore, Http01Tokens};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use service::Shared;
+pub use trace::TraceContext;
+pub use upstream::UpstreamUrlError;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr} (listen.{what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamUrlError),
+}
+
+/// The sockets, bound and not yet serving.
+#[derive(Debug)]
+pub struct Bound {
+    https: TcpListener,
+    http: Option<TcpListener>,
+    metrics: Option<TcpListener>,
+}
+
+impl Bound {
+    /// The actual https address (useful with port 0).
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.local_addr().ok()
+    }
+}
+
+async fn bind_one(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { what, addr, source })
+}
+
+/// Binds `listen.https`, `listen.http` and `listen.metrics`.
+pub async fn bind(cfg: &Config) -> Result<Bound, ServeError> {
+    Ok(Bound {
+        https: bind_one("https", cfg.listen.https).await?,
+        http: match cfg.listen.http {
+            Some(a) => Some(bind_one("http", a).await?),
+            None => None,
+        },
+        metrics: match cfg.listen.metrics {
+            Some(a) => Some(bind_one("metrics", a).await?),
+            None => None,
+        },
+    })
+}
+
+/// What the binary hands the proxy.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<CertStore>,
+    pub http01: Http01Tokens,
+    /// The bearer token `/metrics` requires, if any (re-read on SIGHUP by the binary).
+    pub metrics_token: MetricsAccess,
+    /// Whether the https listener also answers TLS-ALPN-01 (`acme-tls/1`).
+    pub acme_tls_alpn: bool,
+}
+
+/// Serves until `shutdown` turns true, then stops accepting and drains.
+pub async fn serve(
+    bound: Bound,
+    rt: Runtime,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let cfg = &rt.config;
+    let shared = Shared::from_config(cfg, rt.metrics.clone())?;
+    let limits = &cfg.limits;
+    let mut tasks = Vec::new();
+
+    let https_port = bound.https.local_addr().map(|a| a.port()).unwrap_or(443);
+    let tls = server_config(rt.store.clone(), cfg.tls.min_version, rt.acme_tls_alpn);
+    let https = Arc::new(listener::HttpsContext {
+        acceptor: tokio_rustls::TlsAcceptor::from(tls),
+        handshake_timeout: limits.header_read_timeout,
+        store: rt.store.clone(),
+        metrics: rt.metrics.clone(),
+        builder: listener::http_builder(limits.max_header_bytes, limits.header_read_timeout),
+        shared,
+    });
+    tasks.push(tokio::spawn(listener::accept_loop(
+        bound.https,
+        limits.max_connections,
+        limits.drain_timeout,
+        shutdown.clone(),
+        move |s, peer, w| listener::serve_tls(https.clone(), s, peer, w),
+    )));
+
+    if let Some(l) = bound.http {
+        let plain = Arc::new(plain::PlainContext {
+            tokens: rt.http01.clone(),
+            https_port,
+            metrics: rt.metrics.clone(),
+            builder: listener::http_builder(limits.max_header_bytes, limits.header_read_timeout),
+        });
+        tasks.push(tokio::spawn(listener::accept_loop(
+            l,
+            limits.max_connections,
+            limits.drain_timeout,
+            shutdown.clone(),
+            move |s, peer, w| plain::serve_plain(plain.clone(), s, peer, w),
+        )));
+    }
+
+    if let Some(l) = bound.metrics {
+        let store = rt.store.clone();
+        tasks.push(tokio::spawn(serve_metrics(
+            l,
+            rt.metrics.clone(),
+            rt.metrics_token.clone(),
+            Arc::new(move || store.readiness()),
+            shutdown.clone(),
+        )));
+    }
+
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}

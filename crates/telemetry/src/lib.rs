@@ -1,1 +1,16 @@
-//! clawveil-telemetry
+//! Telemetry for clawveil: the metric names and registry (the contract in
+//! `shared/design/METRICS.md`), log setup (JSON lines or pretty), the per-request
+//! access event, and the metrics listener (`/metrics`, `/healthz`, `/readyz`).
+//!
+//! Labels never carry user data: every label value comes from a fixed enum in the code
+//! ([`FailReason`], [`ErrorClass`], …) or from the configuration (route names, models).
+
+mod access;
+mod logging;
+mod metrics;
+mod server;
+
+pub use access::{AccessEvent, ErrorClass};
+pub use logging::{init_logging, LogError};
+pub use metrics::{method_label, status_class, FailReason, Listener, Metrics};
+pub use server::{serve_metrics, MetricsAccess, Readiness};

@@ -1,0 +1,12 @@
+//! Integration tests: the real binary on ephemeral ports, in front of a recording
+//! upstream, driven by real clients (curl, openssl, rustls). One test binary.
+
+mod common;
+mod config_errors;
+mod forwarding;
+mod limits;
+mod plain_http;
+mod readme;
+mod reload;
+mod shutdown;
+mod tls;

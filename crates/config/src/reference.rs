@@ -1,0 +1,298 @@
+//! The configuration reference: one entry per key of `proxy.toml` (type, default,
+//! meaning). It renders the README's reference ([`reference_markdown`]), supplies the
+//! "valid keys" and "expected type" of error messages, and is tested against the raw
+//! serde structs so that neither can drift from the other.
+
+/// One key.
+pub(crate) struct KeyDoc {
+    pub key: &'static str,
+    pub ty: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// One table (`[listen]`) or array of tables (`[[route]]`).
+pub(crate) struct SectionDoc {
+    /// Dotted name without indices: `""` (top level), `listen`, `redact.rule`.
+    pub name: &'static str,
+    pub array: bool,
+    pub about: &'static str,
+    pub keys: &'static [KeyDoc],
+}
+
+const fn k(
+    key: &'static str,
+    ty: &'static str,
+    default: &'static str,
+    doc: &'static str,
+) -> KeyDoc {
+    KeyDoc {
+        key,
+        ty,
+        default,
+        doc,
+    }
+}
+
+const REQUIRED: &str = "required";
+const NONE: &str = "unset";
+
+pub(crate) static SECTIONS: &[SectionDoc] = &[
+    SectionDoc { name: "", array: false, about: "Keys before the first table.", keys: &[
+        k("trusted_proxies", "[CIDR]", "[]", "Peers whose `X-Forwarded-For` is believed (for `allow_cidrs` and logs). CIDRs like `10.0.0.0/8` or single IPs."),
+    ]},
+    SectionDoc { name: "listen", array: false, about: "Where clawveil listens. Addresses are `ip:port` (IPv6 as `[::]:443`); port 0 picks a free port.", keys: &[
+        k("https", "address", REQUIRED, "TLS listener (HTTP/1.1 and HTTP/2 by ALPN)."),
+        k("http", "address", NONE, "Plain-HTTP listener: ACME HTTP-01 answers and a 308 to https, nothing else. Required by `acme.challenge = \"http-01\"`."),
+        k("metrics", "address", "`127.0.0.1:9464`", "`/metrics`, `/healthz`, `/readyz`. A non-loopback address requires `metrics.token`; `\"\"` disables the listener."),
+    ]},
+    SectionDoc { name: "upstream", array: false, about: "The bot behind the proxy.", keys: &[
+        k("url", "URL", "`http://127.0.0.1:8080`", "`http://host:port` (or `https://`) of the bot, optionally with a path prefix."),
+        k("connect_timeout", "duration", "`2s`", "Time to establish a connection to the upstream."),
+        k("response_timeout", "duration", "`30s`", "Until response headers arrive; then bodies stream."),
+        k("fallback", "URL", NONE, "A second upstream, same form as `url`."),
+    ]},
+    SectionDoc { name: "tls", array: false, about: "The serving certificate and TLS policy. Without `[tls]` the mode is `self-signed`.", keys: &[
+        k("mode", "\"acme\" | \"files\" | \"self-signed\"", "`self-signed`", "`acme`: obtained and renewed (needs `[acme]`); `files`: `cert` and `key` from disk, reloaded on SIGHUP and on change; `self-signed`: generated on first start, for development."),
+        k("min_version", "\"1.2\" | \"1.3\"", "`1.2`", "Lowest TLS version offered."),
+        k("hsts", "string", "`max-age=31536000; includeSubDomains`", "`Strict-Transport-Security` header value; `\"\"` disables it."),
+        k("cert", "path", "`certs/fullchain.pem` (files), `certs/selfsigned.pem` (self-signed)", "PEM chain, leaf first. Must exist in `files` mode."),
+        k("key", "path", "`certs/privkey.pem` (files), `certs/selfsigned.key` (self-signed)", "PEM private key. In `files` mode it must exist and not be readable by group or others (`chmod 600`)."),
+        k("names", "[string]", "`[\"localhost\", \"127.0.0.1\", \"::1\"]`", "Names put in the generated self-signed certificate."),
+        k("watch_interval", "duration", "`2s`", "How often `files` mode checks `cert` and `key` for changes."),
+    ]},
+    SectionDoc { name: "acme", array: false, about: "Certificates by ACME (RFC 8555). Required when `tls.mode = \"acme\"`.", keys: &[
+        k("domains", "[string]", REQUIRED, "Non-empty; one certificate carries all of them. No wildcards."),
+        k("contact", "[string]", "[]", "Account contacts, each `mailto:...`."),
+        k("directory", "URL", "`https://acme-v02.api.letsencrypt.org/directory`", "ACME directory URL (`https://` only)."),
+        k("challenge", "\"http-01\" | \"tls-alpn-01\"", "`http-01`", "`http-01` is answered on `listen.http` (which it requires); `tls-alpn-01` on `listen.https`."),
+        k("storage", "path", "`certs/acme`", "Directory for the account and certificates; files 0600, written atomically."),
+        k("renew_before", "duration", "`30d`", "Renew this long before expiry when the CA offers no renewal information (ARI)."),
+        k("ca_roots", "path", NONE, "Extra PEM roots to trust the ACME server (private CA, Pebble in tests)."),
+        k("eab_kid", "secret", NONE, "External account binding key id; set together with `eab_hmac`."),
+        k("eab_hmac", "secret", NONE, "External account binding HMAC key (base64url); set together with `eab_kid`."),
+        k("storage_key", "secret", NONE, "Seals stored private keys with AES-256-GCM: 32 bytes as 64 hex characters (`openssl rand -hex 32`)."),
+    ]},
+    SectionDoc { name: "limits", array: false, about: "Resource limits on the https listener.", keys: &[
+        k("max_body", "size", "`10MiB`", "Larger request bodies get 413."),
+        k("max_header_bytes", "size", "`64KiB`", "Larger request heads get 431."),
+        k("header_read_timeout", "duration", "`10s`", "Clients that have not sent a full request head by then are cut."),
+        k("request_timeout", "duration", "`60s`", "The whole request body must have arrived by then."),
+        k("max_connections", "integer", "`10000`", "Concurrent connections; further ones wait in the accept queue."),
+        k("drain_timeout", "duration", "`30s`", "On SIGTERM, in-flight requests get this long to finish."),
+    ]},
+    SectionDoc { name: "log", array: false, about: "Logs on stdout. Bodies are never logged unless `bodies = \"redacted\"`.", keys: &[
+        k("format", "\"json\" | \"pretty\"", "`json`", "One JSON object per line, or human-readable."),
+        k("level", "string", "`info`", "`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive such as `info,hyper=warn`."),
+        k("bodies", "\"off\" | \"redacted\"", "`off`", "`redacted`: log a bounded body sample after the redaction engine."),
+        k("body_max", "size", "`16KiB`", "Per direction, after redaction."),
+        k("hash_key", "secret", NONE, "Identifiers become keyed hashes (same id → same tag) instead of fixed masks."),
+    ]},
+    SectionDoc { name: "redact", array: false, about: "The redaction engine applied to everything that is logged.", keys: &[
+        k("builtin", "[string]", "all", "Built-in rules: `email`, `phone`, `id-card`, `bank-card`, `bearer`, `api-key`, `jwt`, `url-secret`, `dingtalk`."),
+        k("json_keys", "[string]", "[]", "Extra JSON keys whose values are always redacted."),
+        k("headers", "[string]", "[]", "Extra header names whose values are always redacted."),
+    ]},
+    SectionDoc { name: "redact.rule", array: true, about: "Custom redaction rules, applied after the built-in ones.", keys: &[
+        k("name", "string", REQUIRED, "Unique; shown in place of what the rule redacts."),
+        k("pattern", "string", REQUIRED, "A regular expression (Rust `regex` syntax) that must not match the empty string."),
+        k("replace", "\"mask\" | \"hash\"", "`mask`", "A fixed mask, or a keyed hash (`log.hash_key`)."),
+    ]},
+    SectionDoc { name: "metrics", array: false, about: "The Prometheus endpoint.", keys: &[
+        k("token", "secret", NONE, "Bearer token required on `/metrics`; mandatory when `listen.metrics` is not loopback."),
+    ]},
+    SectionDoc { name: "route", array: true, about: "Routes by path prefix, longest prefix first. Without any, one route `default` for `/` with `verify = \"none\"`.", keys: &[
+        k("name", "string", REQUIRED, "Unique; the label used in logs and metrics."),
+        k("path_prefix", "string", REQUIRED, "Starts with `/`; unique."),
+        k("verify", "\"none\" | \"dingtalk-robot\" | \"dingtalk-event\"", "`none`", "`dingtalk-robot`: `timestamp` + `sign` headers; `dingtalk-event`: signature over token/timestamp/nonce/encrypt."),
+        k("app_secrets", "[secret]", "[]", "Required (non-empty) for `dingtalk-robot`; several allow a rotation overlap."),
+        k("max_skew", "duration", "`1h`", "Largest accepted difference between the request timestamp and now."),
+        k("replay", "bool", "`true`", "A msgId answered 2xx inside `max_skew` is not forwarded again."),
+        k("allow_cidrs", "[CIDR]", "[] (everyone)", "Optional client allow-list."),
+        k("event_token", "secret", NONE, "Required for `dingtalk-event`."),
+        k("event_aes_key", "secret", NONE, "EncodingAESKey, 43 characters; when set the ciphertext must also decrypt."),
+        k("event_owner_key", "string", NONE, "corpId, appKey or suiteKey expected at the end of the decrypted plaintext."),
+    ]},
+    SectionDoc { name: "egress", array: false, about: "Bot → model gateway: plain HTTP on loopback in, verified HTTPS out.", keys: &[
+        k("listen", "address", "`127.0.0.1:8089`", "Loopback only."),
+        k("allow", "[string]", "[]", "Hosts CONNECT tunnels may reach (`api.dingtalk.com`, `*.dingtalk.com`), port 443 only."),
+    ]},
+    SectionDoc { name: "egress.target", array: true, about: "Reverse-proxy targets: requests to `/<name>/...` go to target `name`.", keys: &[
+        k("name", "string", REQUIRED, "Unique; letters, digits, `-`, `_`, `.`."),
+        k("url", "URL", REQUIRED, "`https://` only."),
+        k("fallback", "URL", NONE, "`https://` only; tried per `fallback_on`."),
+        k("fallback_on", "[\"connect\" | \"timeout\" | \"5xx\"]", "`[\"connect\", \"timeout\"]`", "What sends a request to the fallback."),
+        k("connect_timeout", "duration", "`2s`", "Time to connect (TCP and TLS)."),
+        k("response_timeout", "duration", "`120s`", "Until response headers arrive."),
+        k("models", "[string]", "[]", "Allow-list for the `model` metric label; others are `other`."),
+        k("inject_headers", "table", "{}", "Header name → value (may contain secrets), e.g. `{ Authorization = \"Bearer ${file:/run/secrets/model_key}\" }`: the bot never holds the key."),
+        k("ca_roots", "path", NONE, "Extra PEM roots for this target (in addition to the system roots)."),
+    ]},
+];
+
+/// The section named `name` (indices dropped: `route`, `egress.target`).
+pub(crate) fn section(name: &str) -> Option<&'static SectionDoc> {
+    SECTIONS.iter().find(|s| s.name == name)
+}
+
+/// The entry of `path` (`route.verify`).
+pub(crate) fn key_doc(path: &str) -> Option<&'static KeyDoc> {
+    let (sec, key) = path.rsplit_once('.').unwrap_or(("", path));
+    section(sec)?.keys.iter().find(|k| k.key == key)
+}
+
+/// Every key valid in section `name`: its keys, then its sub-tables.
+pub(crate) fn valid_keys(name: &str) -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = section(name)
+        .map(|s| s.keys.iter().map(|k| k.key).collect())
+        .unwrap_or_default();
+    for s in SECTIONS {
+        let child = match s.name.rsplit_once('.') {
+            Some((parent, child)) if parent == name => child,
+            None if name.is_empty() && !s.name.is_empty() => s.name,
+            _ => continue,
+        };
+        keys.push(child);
+    }
+    keys
+}
+
+/// How a section is written: `[listen]`, `[[route]]`, or `the top level`.
+pub(crate) fn heading(name: &str) -> String {
+    match section(name) {
+        _ if name.is_empty() => "the top level".to_owned(),
+        Some(s) if s.array => format!("[[{name}]]"),
+        _ => format!("[{name}]"),
+    }
+}
+
+/// What a value at `path` (indices dropped) should look like, for type errors.
+pub(crate) fn expected_type(path: &str) -> String {
+    if let Some(s) = section(path) {
+        return if s.array {
+            format!("one or more {} tables", heading(path))
+        } else {
+            format!("a table {}", heading(path))
+        };
+    }
+    let Some(doc) = key_doc(path) else {
+        return "a different type".to_owned();
+    };
+    match doc.ty {
+        "address" => "a string \"ip:port\", e.g. \"0.0.0.0:443\"".to_owned(),
+        "duration" => "a string duration such as \"500ms\", \"30s\", \"1h\", \"30d\"".to_owned(),
+        "size" => "a size such as \"16KiB\", \"10MiB\", or an integer number of bytes".to_owned(),
+        "string" | "path" | "URL" | "secret" => "a string".to_owned(),
+        "bool" => "true or false".to_owned(),
+        "integer" => "an integer".to_owned(),
+        "table" => "an inline table of strings, e.g. { Name = \"value\" }".to_owned(),
+        ty if ty.starts_with('[') => format!("an array of strings ({ty})"),
+        ty => format!("a string, one of {ty}"),
+    }
+}
+
+/// The README's configuration reference: a Markdown table per section (key, type,
+/// default, meaning).
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "## Configuration reference\n\n\
+         Durations are strings such as `\"500ms\"`, `\"30s\"`, `\"1h\"`, `\"30d\"`. Sizes are strings such as \
+         `\"16KiB\"`, `\"10MiB\"` (`KB`/`MB` are powers of 1000) or an integer number of bytes. \
+         A *secret* is `\"${env:NAME}\"` (an environment variable), `\"${file:/run/secrets/x}\"` (a file that \
+         must not be readable by group or others; one trailing newline is trimmed), text containing them \
+         (`\"Bearer ${file:/run/secrets/key}\"`), or a literal; files and variables are re-read on SIGHUP, and \
+         `clawveil check` prints secrets masked. Relative paths are resolved against the current directory \
+         of the process (as nginx resolves them against its prefix), not against the config file.\n",
+    );
+    for s in SECTIONS {
+        let title = if s.name.is_empty() {
+            "Top level".to_owned()
+        } else {
+            format!("`{}`", heading(s.name))
+        };
+        out.push_str(&format!(
+            "\n### {title}\n\n{}\n\n| key | type | default | meaning |\n|---|---|---|---|\n",
+            s.about
+        ));
+        for key in s.keys {
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                key.key,
+                cell(key.ty),
+                cell(key.default),
+                cell(key.doc)
+            ));
+        }
+    }
+    out
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::RawConfig;
+
+    /// serde's list of fields for a section, read from its unknown-field message.
+    fn serde_fields(section: &SectionDoc) -> Vec<String> {
+        let mut src = String::new();
+        if !section.name.is_empty() {
+            let h = if section.array {
+                format!("[[{}]]", section.name)
+            } else {
+                format!("[{}]", section.name)
+            };
+            src.push_str(&h);
+            src.push('\n');
+        }
+        src.push_str("zz_not_a_key = 1\n");
+        let err = toml::from_str::<RawConfig>(&src).unwrap_err();
+        let msg = err.message().to_owned();
+        let list = msg
+            .split("expected ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{msg}"));
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn reference_matches_the_raw_structs() {
+        for s in SECTIONS {
+            let mut from_serde = serde_fields(s);
+            let mut documented: Vec<String> =
+                valid_keys(s.name).into_iter().map(str::to_owned).collect();
+            from_serde.sort();
+            documented.sort();
+            assert_eq!(from_serde, documented, "section {:?}", s.name);
+        }
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_key() {
+        let md = reference_markdown();
+        for s in SECTIONS {
+            for key in s.keys {
+                assert!(md.contains(&format!("| `{}` |", key.key)), "{}", key.key);
+            }
+        }
+        assert!(md.contains("### `[[route]]`") && md.contains("### `[listen]`"));
+        assert!(md.contains("\\|"), "pipes in types are escaped");
+    }
+
+    #[test]
+    fn lookups() {
+        assert_eq!(valid_keys("listen"), ["https", "http", "metrics"]);
+        assert!(valid_keys("redact").contains(&"rule"));
+        assert!(valid_keys("").contains(&"egress") && !valid_keys("").contains(&"egress.target"));
+        assert!(expected_type("limits.max_body").contains("16KiB"));
+        assert!(expected_type("route").contains("[[route]]"));
+        assert_eq!(heading(""), "the top level");
+    }
+}

@@ -1,0 +1,255 @@
+//! Stage two: raw structs → validated `Config`. Every check reports file, line, key and
+//! what would be valid through [`Ctx::err`].
+
+mod egress;
+mod routes;
+mod server;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{ConfigError, ErrorKind};
+use crate::perms::PermissionWarning;
+use crate::raw::RawConfig;
+use crate::secret::{Origin, Secret};
+use crate::span::Tree;
+use crate::values::{self, Schemes};
+use crate::{Config, LoadOptions};
+
+/// What every check needs: where errors point, and the options.
+pub(crate) struct Ctx<'a> {
+    file: &'a Path,
+    tree: &'a Tree<'a>,
+    opts: &'a LoadOptions,
+    warnings: Vec<PermissionWarning>,
+}
+
+/// Validates `raw` (parsed from `tree`'s source) into a `Config`.
+pub(crate) fn validate(
+    raw: RawConfig,
+    file: &Path,
+    tree: &Tree<'_>,
+    opts: &LoadOptions,
+) -> Result<Config, ConfigError> {
+    let mut cx = Ctx {
+        file,
+        tree,
+        opts,
+        warnings: Vec::new(),
+    };
+    let trusted_proxies = cx.cidrs("trusted_proxies", raw.trusted_proxies.as_deref())?;
+    let listen = server::listen(&cx, &raw.listen)?;
+    let upstream = server::upstream(&cx, &raw.upstream)?;
+    let tls = tls::tls(&mut cx, &raw.tls)?;
+    let acme = raw
+        .acme
+        .as_ref()
+        .map(|a| tls::acme(&mut cx, a))
+        .transpose()?;
+    let limits = server::limits(&cx, &raw.limits)?;
+    let log = server::log(&mut cx, &raw.log)?;
+    let redact = routes::redact(&cx, &raw.redact)?;
+    let metrics = crate::Metrics {
+        token: cx.opt_secret("metrics.token", raw.metrics.token.as_deref())?,
+    };
+    let routes = routes::routes(&mut cx, raw.route.as_deref())?;
+    let egress = raw
+        .egress
+        .as_ref()
+        .map(|e| egress::egress(&mut cx, e))
+        .transpose()?;
+    let config = Config {
+        source: file.to_owned(),
+        trusted_proxies,
+        listen,
+        upstream,
+        tls,
+        acme,
+        limits,
+        log,
+        redact,
+        metrics,
+        routes,
+        egress,
+        warnings: std::mem::take(&mut cx.warnings),
+    };
+    server::cross_checks(&cx, &config)?;
+    Ok(config)
+}
+
+impl Ctx<'_> {
+    /// An error at `key`, located in the source.
+    pub(crate) fn err(&self, key: &str, kind: ErrorKind) -> ConfigError {
+        let (line, column) = self.tree.locate(key);
+        ConfigError {
+            file: self.file.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            key: key.to_owned(),
+            kind: Box::new(kind),
+        }
+    }
+
+    pub(crate) fn allow_insecure(&self) -> bool {
+        self.opts.allow_insecure_permissions
+    }
+
+    pub(crate) fn warn(&mut self, warning: Option<PermissionWarning>) {
+        self.warnings.extend(warning);
+    }
+
+    /// Resolves a secret template at `key`.
+    pub(crate) fn secret(&mut self, key: &str, template: &str) -> Result<Secret, ConfigError> {
+        let (line, column) = self.tree.locate(key);
+        let origin = Origin {
+            file: self.file.to_owned(),
+            key: key.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            allow_insecure: self.opts.allow_insecure_permissions,
+        };
+        let secret = Secret::resolve_at(template, origin)?;
+        self.warnings.extend(secret.warnings().iter().cloned());
+        Ok(secret)
+    }
+
+    pub(crate) fn opt_secret(
+        &mut self,
+        key: &str,
+        template: Option<&str>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        template.map(|t| self.secret(key, t)).transpose()
+    }
+
+    pub(crate) fn duration(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) => values::parse_duration(v).map_err(|k| self.err(key, k)),
+        }
+    }
+
+    pub(crate) fn size(
+        &self,
+        key: &str,
+        value: Option<&toml::Value>,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) => values::parse_size(v).map_err(|k| self.err(key, k)),
+        }
+    }
+
+    pub(crate) fn addr(
+        &self,
+        key: &str,
+        value: &str,
+        example_port: u16,
+    ) -> Result<SocketAddr, ConfigError> {
+        values::parse_addr(value, example_port).map_err(|k| self.err(key, k))
+    }
+
+    pub(crate) fn choice<T>(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: T,
+        names: &'static [&'static str],
+        from_name: fn(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) => values::parse_enum(v, names, from_name).map_err(|k| self.err(key, k)),
+        }
+    }
+
+    pub(crate) fn url(
+        &self,
+        key: &str,
+        value: &str,
+        schemes: Schemes,
+    ) -> Result<String, ConfigError> {
+        values::parse_url(value, schemes).map_err(|k| self.err(key, k))?;
+        Ok(value.to_owned())
+    }
+
+    pub(crate) fn cidrs(
+        &self,
+        key: &str,
+        list: Option<&[String]>,
+    ) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        let list = list.unwrap_or_default();
+        let parsed = list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| values::parse_cidr(v).map_err(|k| self.err(&format!("{key}[{i}]"), k)));
+        parsed.collect()
+    }
+
+    pub(crate) fn path(value: Option<&str>, default: &str) -> PathBuf {
+        PathBuf::from(value.unwrap_or(default))
+    }
+
+    /// A required key.
+    pub(crate) fn required<'v>(
+        &self,
+        key: &str,
+        value: Option<&'v String>,
+        hint: &str,
+    ) -> Result<&'v str, ConfigError> {
+        match value {
+            None => Err(self.err(
+                key,
+                ErrorKind::Missing {
+                    hint: hint.to_owned(),
+                },
+            )),
+            Some(v) if v.trim().is_empty() => Err(self.err(
+                key,
+                ErrorKind::Empty {
+                    hint: hint.to_owned(),
+                },
+            )),
+            Some(v) => Ok(v),
+        }
+    }
+
+    /// Refuses the second occurrence of a value; `at(i)` names the key of element `i`.
+    pub(crate) fn unique<'v>(
+        &self,
+        values: impl IntoIterator<Item = &'v str>,
+        at: impl Fn(usize) -> String,
+        what: &'static str,
+    ) -> Result<(), ConfigError> {
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, v) in values.into_iter().enumerate() {
+            if let Some(first) = seen.iter().position(|s| *s == v) {
+                return Err(self.err(
+                    &at(i),
+                    ErrorKind::Duplicate {
+                        value: v.to_owned(),
+                        first: at(first),
+                        what,
+                    },
+                ));
+            }
+            seen.push(v);
+        }
+        Ok(())
+    }
+}
+
+/// Letters, digits, `-`, `_`, `.`: names used as labels and path segments.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}

@@ -1,0 +1,191 @@
+//! `[listen]`, `[upstream]`, `[limits]`, `[log]`, and the checks that span sections.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::Ctx;
+use crate::error::{ConfigError, ErrorKind};
+use crate::raw::{RawLimits, RawListen, RawLog, RawUpstream};
+use crate::values::Schemes;
+use crate::{BodyLog, Challenge, Config, Limits, Listen, Log, LogFormat, TlsMode, Upstream};
+
+pub(crate) const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+const LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+
+pub(super) fn listen(cx: &Ctx<'_>, raw: &RawListen) -> Result<Listen, ConfigError> {
+    let https = cx.required(
+        "listen.https",
+        raw.https.as_ref(),
+        "add under [listen]: https = \"0.0.0.0:443\"",
+    )?;
+    let https = cx.addr("listen.https", https, 443)?;
+    let http = raw
+        .http
+        .as_deref()
+        .map(|v| cx.addr("listen.http", v, 80))
+        .transpose()?;
+    let metrics = match raw.metrics.as_deref().unwrap_or(DEFAULT_METRICS) {
+        "" => None,
+        v => Some(cx.addr("listen.metrics", v, 9464)?),
+    };
+    Ok(Listen {
+        https,
+        http,
+        metrics,
+    })
+}
+
+pub(super) fn upstream(cx: &Ctx<'_>, raw: &RawUpstream) -> Result<Upstream, ConfigError> {
+    let url = raw.url.as_deref().unwrap_or("http://127.0.0.1:8080");
+    Ok(Upstream {
+        url: cx.url("upstream.url", url, Schemes::HttpOrHttps)?,
+        connect_timeout: cx.duration(
+            "upstream.connect_timeout",
+            raw.connect_timeout.as_deref(),
+            secs(2),
+        )?,
+        response_timeout: cx.duration(
+            "upstream.response_timeout",
+            raw.response_timeout.as_deref(),
+            secs(30),
+        )?,
+        fallback: raw
+            .fallback
+            .as_deref()
+            .map(|f| cx.url("upstream.fallback", f, Schemes::HttpOrHttps))
+            .transpose()?,
+    })
+}
+
+pub(super) fn limits(cx: &Ctx<'_>, raw: &RawLimits) -> Result<Limits, ConfigError> {
+    let max_connections = match raw.max_connections {
+        None => 10_000,
+        Some(n) => usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+            cx.err(
+                "limits.max_connections",
+                bad(
+                    &n.to_string(),
+                    "is not a positive number",
+                    "an integer of at least 1, e.g. 10000",
+                ),
+            )
+        })?,
+    };
+    Ok(Limits {
+        max_body: cx.size("limits.max_body", raw.max_body.as_ref(), 10 << 20)?,
+        max_header_bytes: cx.size(
+            "limits.max_header_bytes",
+            raw.max_header_bytes.as_ref(),
+            64 << 10,
+        )?,
+        header_read_timeout: cx.duration(
+            "limits.header_read_timeout",
+            raw.header_read_timeout.as_deref(),
+            secs(10),
+        )?,
+        request_timeout: cx.duration(
+            "limits.request_timeout",
+            raw.request_timeout.as_deref(),
+            secs(60),
+        )?,
+        max_connections,
+        drain_timeout: cx.duration(
+            "limits.drain_timeout",
+            raw.drain_timeout.as_deref(),
+            secs(30),
+        )?,
+    })
+}
+
+pub(super) fn log(cx: &mut Ctx<'_>, raw: &RawLog) -> Result<Log, ConfigError> {
+    let level = raw.level.as_deref().unwrap_or("info").trim();
+    let level = if LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+        level.to_ascii_lowercase()
+    } else if level.contains('=') && !level.contains(char::is_whitespace) {
+        level.to_owned()
+    } else {
+        return Err(cx.err("log.level", bad(level, "is not a log level", "one of \"error\", \"warn\", \"info\", \"debug\", \"trace\", or a directive such as \"info,hyper=warn\"")));
+    };
+    Ok(Log {
+        format: cx.choice(
+            "log.format",
+            raw.format.as_deref(),
+            LogFormat::Json,
+            LogFormat::NAMES,
+            LogFormat::from_name,
+        )?,
+        level,
+        bodies: cx.choice(
+            "log.bodies",
+            raw.bodies.as_deref(),
+            BodyLog::Off,
+            BodyLog::NAMES,
+            BodyLog::from_name,
+        )?,
+        body_max: cx.size("log.body_max", raw.body_max.as_ref(), 16 << 10)?,
+        hash_key: cx.opt_secret("log.hash_key", raw.hash_key.as_deref())?,
+    })
+}
+
+/// Checks that need more than one section.
+pub(super) fn cross_checks(cx: &Ctx<'_>, c: &Config) -> Result<(), ConfigError> {
+    if c.tls.mode == TlsMode::Acme {
+        let Some(acme) = &c.acme else {
+            return Err(cx.err("tls.mode", ErrorKind::Conflict {
+                reason: "tls.mode = \"acme\" needs an [acme] section".into(),
+                hint: "add [acme] with domains = [\"bot.example.com\"], or use tls.mode = \"files\" or \"self-signed\"".into(),
+            }));
+        };
+        if acme.challenge == Challenge::Http01 && c.listen.http.is_none() {
+            return Err(cx.err("acme.challenge", ErrorKind::Conflict {
+                reason: "challenge \"http-01\" is answered on listen.http, which is not set".into(),
+                hint: "add http = \"0.0.0.0:80\" under [listen], or use challenge = \"tls-alpn-01\"".into(),
+            }));
+        }
+    }
+    if let Some(addr) = c.listen.metrics {
+        if !addr.ip().is_loopback() && c.metrics.token.is_none() {
+            return Err(cx.err("listen.metrics", ErrorKind::MetricsNeedsToken { addr }));
+        }
+    }
+    let mut listeners: Vec<(&str, SocketAddr)> = vec![("listen.https", c.listen.https)];
+    listeners.extend(c.listen.http.map(|a| ("listen.http", a)));
+    listeners.extend(c.listen.metrics.map(|a| ("listen.metrics", a)));
+    listeners.extend(c.egress.as_ref().map(|e| ("egress.listen", e.listen)));
+    for (i, (key, addr)) in listeners.iter().enumerate() {
+        if let Some((other, _)) = listeners[..i].iter().find(|(_, o)| clash(*o, *addr)) {
+            return Err(cx.err(
+                key,
+                ErrorKind::Conflict {
+                    reason: format!(
+                        "{addr} overlaps {other} = {}",
+                        listeners
+                            .iter()
+                            .find(|(k, _)| k == other)
+                            .map_or(*addr, |l| l.1)
+                    ),
+                    hint: "every listener needs its own port".into(),
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn clash(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+pub(super) fn bad(value: &str, reason: &str, expected: &str) -> ErrorKind {
+    ErrorKind::BadValue {
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+        expected: expected.to_owned(),
+    }
+}
+
+pub(super) fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}

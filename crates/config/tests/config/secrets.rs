@@ -1,0 +1,112 @@
+//! `${env:..}` / `${file:..}` secrets and permission checks through `parse`.
+
+use clawveil_config::LoadOptions;
+
+use crate::{err, full_in_tempdir, parse, private_file, tmp_path, HTTPS};
+
+#[test]
+fn missing_env_var_names_the_variable_and_the_key() {
+    let src = format!("{HTTPS}[metrics]\ntoken = \"${{env:CLAWVEIL_TEST_NEVER_SET_XYZ}}\"\n");
+    let msg = err(&src);
+    assert_eq!(
+        msg,
+        "proxy.toml:4:1: metrics.token: environment variable CLAWVEIL_TEST_NEVER_SET_XYZ is not set (referenced as ${env:CLAWVEIL_TEST_NEVER_SET_XYZ}); set it or change the key"
+    );
+}
+
+#[test]
+fn missing_env_var_in_an_array_points_at_the_element() {
+    std::env::set_var("CLAWVEIL_TEST_SECRETS_A", "a");
+    let src = format!(
+        "{HTTPS}[[route]]\nname = \"d\"\npath_prefix = \"/d/\"\nverify = \"dingtalk-robot\"\napp_secrets = [\"${{env:CLAWVEIL_TEST_SECRETS_A}}\", \"${{env:CLAWVEIL_TEST_SECRETS_UNSET}}\"]\n"
+    );
+    let msg = err(&src);
+    assert!(msg.starts_with("proxy.toml:7:50: route[0].app_secrets[1]: environment variable CLAWVEIL_TEST_SECRETS_UNSET is not set"), "{msg}");
+}
+
+#[test]
+fn bad_template_is_explained() {
+    let msg = err(&format!("{HTTPS}[metrics]\ntoken = \"${{vault:x}}\"\n"));
+    assert!(
+        msg.starts_with(
+            "proxy.toml:4:1: metrics.token: bad secret template: unknown secret source `vault`"
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("${env:NAME}") && msg.contains("${file:/path}"),
+        "{msg}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn group_readable_secret_file_is_refused_with_chmod_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tmp_path(&dir, "token");
+    private_file(&path, "tok\n", 0o644);
+    let src = format!(
+        "{HTTPS}[metrics]\ntoken = \"${{file:{}}}\"\n",
+        path.display()
+    );
+    let msg = err(&src);
+    assert!(msg.starts_with("proxy.toml:4:1: metrics.token: "), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "{} (metrics.token) is readable by group or others (mode 0644); run: chmod 600 {}",
+            path.display(),
+            path.display()
+        )),
+        "{msg}"
+    );
+
+    let lax = LoadOptions {
+        allow_insecure_permissions: true,
+    };
+    let c = clawveil_config::parse(&src, "proxy.toml".as_ref(), &lax).unwrap();
+    assert_eq!(c.metrics.token.as_ref().unwrap().expose(), "tok");
+    assert_eq!(c.warnings.len(), 1);
+    assert_eq!(c.warnings[0].mode, 0o644);
+
+    private_file(&path, "tok\n", 0o600);
+    let c = parse(&src).unwrap();
+    assert_eq!(c.metrics.token.unwrap().expose(), "tok");
+}
+
+#[test]
+fn missing_secret_file_is_named() {
+    let msg = err(&format!(
+        "{HTTPS}[log]\nhash_key = \"${{file:/nonexistent/clawveil/hash_key}}\"\n"
+    ));
+    assert_eq!(msg, "proxy.toml:4:1: log.hash_key: /nonexistent/clawveil/hash_key (log.hash_key) does not exist");
+}
+
+#[cfg(unix)]
+#[test]
+fn secrets_reload_after_rotation() {
+    let (dir, src) = full_in_tempdir();
+    let c = parse(&src).unwrap();
+    let header = &c.egress.as_ref().unwrap().targets[0].inject_headers[0].1;
+    private_file(&tmp_path(&dir, "model_key"), "rotated\n", 0o600);
+    assert_eq!(header.reload().unwrap().expose(), "Bearer rotated");
+    std::fs::remove_file(tmp_path(&dir, "model_key")).unwrap();
+    let msg = header.reload().unwrap_err().to_string();
+    assert!(
+        msg.starts_with("proxy.toml:100:20: egress.target[0].inject_headers.Authorization:"),
+        "{msg}"
+    );
+    assert!(msg.contains("does not exist"), "{msg}");
+}
+
+#[test]
+fn control_characters_in_injected_headers_are_refused() {
+    std::env::set_var("CLAWVEIL_TEST_SECRETS_CRLF", "a\r\nX-Evil: 1");
+    let src = format!(
+        "{HTTPS}[egress]\n[[egress.target]]\nname = \"m\"\nurl = \"https://a.example\"\ninject_headers = {{ Authorization = \"${{env:CLAWVEIL_TEST_SECRETS_CRLF}}\" }}\n"
+    );
+    let msg = err(&src);
+    assert!(
+        msg.contains("control character") && !msg.contains("X-Evil"),
+        "{msg}"
+    );
+}

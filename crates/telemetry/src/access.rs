@@ -1,0 +1,107 @@
+//! The access event: one structured log event per finished request. Metadata only;
+//! anything that may carry user content arrives here already redacted.
+
+use std::time::Duration;
+
+/// What went wrong with a request, from a fixed list (never an upstream's own text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Could not connect to the upstream.
+    Connect,
+    /// The upstream did not answer in time.
+    Timeout,
+    /// The upstream closed or reset the connection mid-request.
+    Reset,
+    /// The upstream spoke broken HTTP.
+    Protocol,
+    /// TLS to an upstream failed verification.
+    Tls,
+    /// The client's body exceeded `limits.max_body`.
+    BodyTooLarge,
+    /// The client went away or sent a broken body.
+    Client,
+    /// The client took longer than `limits.request_timeout` to send its body.
+    ClientTimeout,
+    /// Refused by clawveil's own policy (signature, allow-list, …).
+    Refused,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Reset => "reset",
+            Self::Protocol => "protocol",
+            Self::Tls => "tls",
+            Self::BodyTooLarge => "body_too_large",
+            Self::Client => "client",
+            Self::ClientTimeout => "client_timeout",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// Whether this class belongs in `clawveil_upstream_errors_total`.
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            Self::Connect | Self::Timeout | Self::Reset | Self::Protocol | Self::Tls
+        )
+    }
+}
+
+/// One finished request.
+#[derive(Debug, Clone, Default)]
+pub struct AccessEvent<'a> {
+    pub trace_id: &'a str,
+    pub listener: &'a str,
+    pub route: &'a str,
+    pub method: &'a str,
+    /// The path, only once redacted (paths can carry identifiers); the route name
+    /// is what identifies a request otherwise.
+    pub path: Option<&'a str>,
+    /// The query string after redaction, if any.
+    pub query: Option<&'a str>,
+    pub status: u16,
+    pub latency: Duration,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub upstream: &'a str,
+    pub error: Option<ErrorClass>,
+    pub tls_version: &'a str,
+    pub alpn: &'a str,
+    pub http_version: &'a str,
+    /// Client address (already hashed when `log.hash_key` is set).
+    pub client: &'a str,
+    /// Redacted body samples (or an omission reason), when `log.bodies = "redacted"`.
+    pub request_body: Option<&'a str>,
+    pub response_body: Option<&'a str>,
+}
+
+impl AccessEvent<'_> {
+    /// Emits the event on the `access` target at INFO.
+    pub fn emit(&self) {
+        tracing::info!(
+            target: "access",
+            trace_id = self.trace_id,
+            listener = self.listener,
+            route = self.route,
+            method = self.method,
+            path = self.path,
+            query = self.query,
+            status = self.status,
+            latency_ms = (self.latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            bytes_in = self.bytes_in,
+            bytes_out = self.bytes_out,
+            upstream = self.upstream,
+            error = self.error.map(ErrorClass::as_str),
+            tls_version = self.tls_version,
+            alpn = self.alpn,
+            http_version = self.http_version,
+            client = self.client,
+            request_body = self.request_body,
+            response_body = self.response_body,
+            "request"
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! The metric families of METRICS.md, registered once and shared as `Arc<Metrics>`.
+
+use std::fmt::Write as _;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Why a request, connection or scrape was refused (`clawveil_fail_closed_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailReason {
+    NoCertificate,
+    PlaintextRefused,
+    TlsHandshake,
+    SignatureInvalid,
+    TimestampSkew,
+    BodyTooLarge,
+    HeaderTooLarge,
+    RedactionOmitted,
+    UpstreamTlsInvalid,
+    MetricsUnauthorized,
+}
+
+impl FailReason {
+    pub const ALL: [FailReason; 10] = [
+        Self::NoCertificate,
+        Self::PlaintextRefused,
+        Self::TlsHandshake,
+        Self::SignatureInvalid,
+        Self::TimestampSkew,
+        Self::BodyTooLarge,
+        Self::HeaderTooLarge,
+        Self::RedactionOmitted,
+        Self::UpstreamTlsInvalid,
+        Self::MetricsUnauthorized,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoCertificate => "no_certificate",
+            Self::PlaintextRefused => "plaintext_refused",
+            Self::TlsHandshake => "tls_handshake",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::TimestampSkew => "timestamp_skew",
+            Self::BodyTooLarge => "body_too_large",
+            Self::HeaderTooLarge => "header_too_large",
+            Self::RedactionOmitted => "redaction_omitted",
+            Self::UpstreamTlsInvalid => "upstream_tls_invalid",
+            Self::MetricsUnauthorized => "metrics_unauthorized",
+        }
+    }
+}
+
+/// The `listener` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Https,
+    Http,
+    Egress,
+}
+
+impl Listener {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Https => "https",
+            Self::Http => "http",
+            Self::Egress => "egress",
+        }
+    }
+}
+
+/// `1xx` … `5xx` for a status code.
+pub fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Methods become a bounded label: the standard ones by name, anything else `OTHER`.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("OTHER")
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// Every metric family clawveil exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_errors: IntCounterVec,
+    pub upstream_timeouts: IntCounterVec,
+    pub fallbacks: IntCounterVec,
+    pub model_duration: HistogramVec,
+    pub fail_closed: IntCounterVec,
+    pub tls_handshakes: IntCounterVec,
+    pub cert_expiry: GaugeVec,
+    pub cert_reloads: IntCounterVec,
+    pub acme_orders: IntCounterVec,
+    pub acme_next_renewal: GaugeVec,
+    pub redactions: IntCounterVec,
+    pub connections_open: IntGaugeVec,
+    pub build_info: IntGaugeVec,
+    /// (name, help, type) of every family, so that families without samples yet still
+    /// announce themselves with `# HELP`/`# TYPE` lines.
+    declared: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+struct Builder {
+    registry: Registry,
+    declared: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+impl Builder {
+    fn counter(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[&str],
+    ) -> IntCounterVec {
+        let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+        self.registry
+            .register(Box::new(m.clone()))
+            .expect("unique metric");
+        self.declared.push((name, help, "counter"));
+        m
+    }
+    fn gauge(&mut self, name: &'static str, help: &'static str, labels: &[&str]) -> GaugeVec {
+        let m = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+        self.registry
+            .register(Box::new(m.clone()))
+            .expect("unique metric");
+        self.declared.push((name, help, "gauge"));
+        m
+    }
+    fn int_gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[&str],
+    ) -> IntGaugeVec {
+        let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+        self.registry
+            .register(Box::new(m.clone()))
+            .expect("unique metric");
+        self.declared.push((name, help, "gauge"));
+        m
+    }
+    fn histogram(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[&str],
+    ) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+        let m = HistogramVec::new(opts, labels).expect("valid metric");
+        self.registry
+            .register(Box::new(m.clone()))
+            .expect("unique metric");
+        self.declared.push((name, help, "histogram"));
+        m
+    }
+}
+
+impl Metrics {
+    /// Registers every family, plus the process collector (memory, CPU, open fds).
+    pub fn new(version: &str) -> Metrics {
+        let mut b = Builder {
+            registry: Registry::new(),
+            declared: Vec::new(),
+        };
+        let requests = b.counter(
+            "clawveil_requests_total",
+            "Requests finished.",
+            &["listener", "route", "method", "status_class"],
+        );
+        let request_duration = b.histogram(
+            "clawveil_request_duration_seconds",
+            "First byte in to last byte out.",
+            &["listener", "route"],
+        );
+        let upstream_errors = b.counter(
+            "clawveil_upstream_errors_total",
+            "Failures talking to an upstream.",
+            &["upstream", "class"],
+        );
+        let upstream_timeouts = b.counter(
+            "clawveil_upstream_timeouts_total",
+            "Upstream connect or response timeouts.",
+            &["upstream"],
+        );
+        let fallbacks = b.counter(
+            "clawveil_fallback_total",
+            "Requests retried on the fallback target.",
+            &["target", "cause"],
+        );
+        let model_duration = b.histogram(
+            "clawveil_model_request_duration_seconds",
+            "Egress latency per model.",
+            &["target", "model"],
+        );
+        let fail_closed = b.counter(
+            "clawveil_fail_closed_total",
+            "Every refusal, by reason.",
+            &["reason"],
+        );
+        let tls_handshakes = b.counter(
+            "clawveil_tls_handshakes_total",
+            "TLS handshakes on the https listener.",
+            &["result", "version"],
+        );
+        let cert_expiry = b.gauge(
+            "clawveil_certificate_expiry_timestamp_seconds",
+            "notAfter of each served certificate (Unix seconds).",
+            &["name"],
+        );
+        let cert_reloads = b.counter(
+            "clawveil_certificate_reloads_total",
+            "Certificate (re)loads.",
+            &["source", "result"],
+        );
+        let acme_orders = b.counter("clawveil_acme_orders_total", "ACME orders.", &["result"]);
+        let acme_next_renewal = b.gauge(
+            "clawveil_acme_next_renewal_timestamp_seconds",
+            "When the next renewal will be tried (Unix seconds).",
+            &["name"],
+        );
+        let redactions = b.counter(
+            "clawveil_redactions_total",
+            "Values replaced in log output, by rule.",
+            &["rule"],
+        );
+        let connections_open = b.int_gauge(
+            "clawveil_connections_open",
+            "Open client connections.",
+            &["listener"],
+        );
+        let build_info = b.int_gauge("clawveil_build_info", "Always 1.", &["version"]);
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            b.registry
+                .register(Box::new(pc))
+                .expect("process collector");
+        }
+
+        // Start every enumerable series at zero so rate() works from the first scrape.
+        for r in FailReason::ALL {
+            fail_closed.with_label_values(&[r.as_str()]);
+        }
+        for source in ["files", "acme"] {
+            for result in ["ok", "failed"] {
+                cert_reloads.with_label_values(&[source, result]);
+            }
+        }
+        for result in ["ok", "failed"] {
+            acme_orders.with_label_values(&[result]);
+        }
+        for l in [Listener::Https, Listener::Http] {
+            connections_open.with_label_values(&[l.as_str()]);
+        }
+        build_info.with_label_values(&[version]).set(1);
+
+        Metrics {
+            registry: b.registry,
+            requests,
+            request_duration,
+            upstream_errors,
+            upstream_timeouts,
+            fallbacks,
+            model_duration,
+            fail_closed,
+            tls_handshakes,
+            cert_expiry,
+            cert_reloads,
+            acme_orders,
+            acme_next_renewal,
+            redactions,
+            connections_open,
+            build_info,
+            declared: b.declared,
+        }
+    }
+
+    pub fn fail_closed(&self, reason: FailReason) {
+        self.fail_closed.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// The Prometheus text exposition of every family. Families with no series yet are
+    /// still announced (HELP and TYPE lines) so scrapers and alerts can rely on them.
+    pub fn encode(&self) -> String {
+        let families = self.registry.gather();
+        let mut buf = Vec::with_capacity(16 * 1024);
+        // Encoding our own well-formed families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&families, &mut buf);
+        let mut out = String::from_utf8(buf).unwrap_or_default();
+        for (name, help, kind) in &self.declared {
+            if !families.iter().any(|f| f.name() == *name) {
+                let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_announced_even_without_samples() {
+        let m = Metrics::new("0.0.0-test");
+        let text = m.encode();
+        for (name, _, kind) in &m.declared {
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name} missing"
+            );
+        }
+        assert!(text.contains("clawveil_build_info{version=\"0.0.0-test\"} 1"));
+        assert!(text.contains("clawveil_fail_closed_total{reason=\"plaintext_refused\"} 0"));
+    }
+
+    #[test]
+    fn unknown_methods_are_bounded() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("BREW"), "OTHER");
+        assert_eq!(status_class(504), "5xx");
+        assert_eq!(status_class(308), "3xx");
+    }
+}
