@@ -36,6 +36,10 @@ pub fn check(args: &ConfigArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Err(e) = clawveil_proxy::validate(&cfg) {
+        eprintln!("clawveil: invalid configuration: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     if cfg.tls.mode == TlsMode::Files {
         if let Err(e) = clawveil_tls::LoadedCert::from_files(
             &cfg.tls.cert,
@@ -59,6 +63,13 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
     };
     if let Err(e) = init_logging(cfg.log.format == LogFormat::Json, &cfg.log.level) {
         eprintln!("clawveil: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    for w in &cfg.warnings {
+        tracing::warn!(warning = %w, "INSECURE: accepted only because of --allow-insecure-permissions");
+    }
+    if let Err(e) = clawveil_proxy::validate(&cfg) {
+        tracing::error!(error = %e, "invalid configuration");
         return ExitCode::from(EXIT_CONFIG);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

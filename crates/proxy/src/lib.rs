@@ -40,6 +40,12 @@ pub enum ServeError {
     Upstream(#[from] UpstreamUrlError),
 }
 
+/// Checks what only the proxy knows about (`clawveil check` runs it too).
+pub fn validate(cfg: &Config) -> Result<(), ServeError> {
+    upstream::UpstreamTarget::parse(&cfg.upstream.url)?;
+    Ok(())
+}
+
 /// The sockets, bound and not yet serving.
 #[derive(Debug)]
 pub struct Bound {

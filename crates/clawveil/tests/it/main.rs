@@ -4,7 +4,9 @@
 mod common;
 mod config_errors;
 mod forwarding;
+mod hyper_client;
 mod limits;
+mod metrics;
 mod plain_http;
 mod readme;
 mod reload;

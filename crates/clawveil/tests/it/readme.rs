@@ -7,7 +7,10 @@ const END: &str = "<!-- END CONFIG REFERENCE -->";
 fn readme_config_reference_is_current() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
-    let (start, end) = (readme.find(BEGIN).expect("begin marker") + BEGIN.len(), readme.find(END).expect("end marker"));
+    let (start, end) = (
+        readme.find(BEGIN).expect("begin marker") + BEGIN.len(),
+        readme.find(END).expect("end marker"),
+    );
     let want = clawveil_config::reference_markdown();
     if std::env::var_os("UPDATE_README").is_some() {
         let updated = format!("{}{}{}", &readme[..start], want, &readme[end..]);
