@@ -191,6 +191,8 @@ pub struct BodyEnd {
     pub bytes: u64,
     /// False when the client went away or the upstream broke off mid-body.
     pub complete: bool,
+    /// True when the upstream broke off mid-body (rather than the client leaving).
+    pub upstream_failed: bool,
 }
 
 type OnEnd = Box<dyn FnOnce(BodyEnd) + Send + Sync>;
@@ -220,6 +222,7 @@ impl ObservedBody {
             f(BodyEnd {
                 bytes: self.bytes,
                 complete: complete && !self.failed,
+                upstream_failed: self.failed,
             });
         }
     }

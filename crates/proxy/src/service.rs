@@ -311,7 +311,11 @@ fn finish(p: Pending, end: BodyEnd) {
     m.request_duration
         .with_label_values(&[listener, &p.route])
         .observe(latency.as_secs_f64());
-    let error = p.error.or((!end.complete).then_some(ErrorClass::Reset));
+    let error = p.error.or(match (end.complete, end.upstream_failed) {
+        (true, _) => None,
+        (false, true) => Some(ErrorClass::Reset),
+        (false, false) => Some(ErrorClass::Client),
+    });
     let http_version = match p.version {
         Version::HTTP_2 => "h2",
         Version::HTTP_10 => "http/1.0",

@@ -21,6 +21,7 @@ pub fn init_logging(json: bool, level: &str) -> Result<(), LogError> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_target(true);
     let res = if json {
         builder
