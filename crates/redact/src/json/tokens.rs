@@ -1,0 +1,276 @@
+//! The walker's token readers: strings (checked against the grammar, then
+//! redacted in place), keys, numbers and literals.
+
+use super::strings::{decode, encode};
+use super::{Stop, Walker, SPECIAL};
+use crate::mask::Splice;
+use crate::rules::{self, has_less, Hit, LO};
+use crate::{truncate, Loc};
+
+impl Walker<'_, '_, '_> {
+    /// Checks the string token at `self.pos` (an opening quote) up to its end:
+    /// `(end after the closing quote, has escapes)`.
+    fn string_end(&self) -> Result<(usize, bool), Stop> {
+        let b = self.b;
+        let mut p = self.pos + 1;
+        let mut escaped = false;
+        loop {
+            p += special(&b[p..]).ok_or(Stop::Eof)?;
+            match b[p] {
+                b'"' => return Ok((p + 1, escaped)),
+                b'\\' => {}
+                _ => return Err(Stop::Invalid), // control characters must be escaped
+            }
+            escaped = true;
+            p += match b.get(p + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
+                Some(b'u') => {
+                    let hex = b.get(p + 2..(p + 6).min(b.len())).unwrap_or_default();
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return Err(Stop::Invalid);
+                    }
+                    if hex.len() < 4 {
+                        return Err(Stop::Eof);
+                    }
+                    6
+                }
+                Some(_) => return Err(Stop::Invalid),
+                None => return Err(Stop::Eof),
+            };
+        }
+    }
+
+    /// A key: decides whether the next value is sensitive; the key itself goes
+    /// through the patterns.
+    pub(super) fn key(&mut self) -> Result<(), Stop> {
+        let start = self.pos;
+        let (end, escaped) = self.string_end().inspect_err(|_| self.drop_from(start))?;
+        if self.whole.is_none() {
+            let src = self.src;
+            let content = &src[start + 1..end - 1];
+            self.pending = if escaped {
+                self.eng
+                    .sensitive_name(decode(content, false).as_bytes(), false)
+            } else {
+                self.eng.sensitive_name(content.as_bytes(), false)
+            };
+            self.redact_string(start, end, escaped);
+        }
+        self.pos = end;
+        let rest = &self.b[end..];
+        self.pos += rest
+            .iter()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .unwrap_or(rest.len());
+        match self.b.get(self.pos) {
+            Some(b':') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(_) => Err(Stop::Invalid),
+            None => Err(Stop::Eof),
+        }
+    }
+
+    /// An unfinished token from `start` on is dropped from the output.
+    fn drop_from(&mut self, start: usize) {
+        if self.whole.is_none() {
+            self.end = start;
+        }
+    }
+
+    pub(super) fn string(&mut self) -> Result<(), Stop> {
+        let start = self.pos;
+        match self.string_end() {
+            Ok((end, escaped)) => {
+                if self.whole.is_none() {
+                    self.redact_string(start, end, escaped);
+                }
+                self.pos = end;
+                Ok(())
+            }
+            Err(Stop::Eof) => {
+                if self.whole.is_none() {
+                    self.unfinished_string(start);
+                }
+                Err(Stop::Eof)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pattern-redacts the string token `[start, end)` in place.
+    fn redact_string(&mut self, start: usize, end: usize, escaped: bool) {
+        let src = self.src;
+        let content = &src[start + 1..end - 1];
+        let raw = self.raw_in(start + 1, end - 1);
+        if !escaped {
+            self.hits.clear();
+            for h in &self.raw[raw] {
+                let (s, e) = (h.start.max(start + 1), h.end.min(end - 1));
+                self.hits
+                    .push(Hit::new(s - start - 1, e - start - 1, h.rule, h.hashable));
+            }
+            self.eng.scanner().scan_custom(content, &mut self.hits);
+            if self.hits.is_empty() {
+                return;
+            }
+            rules::finish(&mut self.hits);
+            let loc = Loc::Shift(start + 1);
+            self.eng.write_hits(
+                &mut self.out,
+                content,
+                start + 1,
+                &self.hits,
+                loc,
+                self.report,
+            );
+            return;
+        }
+        // escapes may hide what the raw scan saw: match on the decoded text
+        let decoded = decode(content, false);
+        self.eng.scanner().scan(&decoded, &mut self.hits);
+        if self.hits.is_empty() {
+            return;
+        }
+        let mut sub = Splice::new(&decoded);
+        let loc = Loc::Span(start + 1, content.len());
+        self.eng
+            .write_hits(&mut sub, &decoded, 0, &self.hits, loc, self.report);
+        let red = sub.finish();
+        self.out.replace(start + 1, end - 1, |o| encode(o, &red));
+    }
+
+    /// A string cut off by the end of a prefix: keep what is safe of it.
+    fn unfinished_string(&mut self, start: usize) {
+        let src = self.src;
+        let decoded = decode(&src[start + 1..], true);
+        let keep = &decoded[..truncate::safe_end(&decoded)];
+        let red = self
+            .eng
+            .text_at(keep, start + 1, &mut self.hits, self.report);
+        self.out.replace(start, src.len(), |o| {
+            o.push('"');
+            encode(o, &red);
+        });
+    }
+
+    pub(super) fn number(&mut self) -> Result<(), Stop> {
+        let start = self.pos;
+        let b = self.b;
+        let digits = |p: usize| {
+            b.get(p..)
+                .map_or(0, |t| t.iter().take_while(|c| c.is_ascii_digit()).count())
+        };
+        let mut p = start + usize::from(b[start] == b'-');
+        match b.get(p) {
+            Some(b'0') => p += 1,
+            Some(b'1'..=b'9') => p += digits(p),
+            Some(_) => return Err(Stop::Invalid),
+            None => return Err(Stop::Eof).inspect_err(|_| self.drop_from(start)),
+        }
+        for (lead, signs) in [(&b"."[..], false), (&b"eE"[..], true)] {
+            if b.get(p).is_some_and(|c| lead.contains(c)) {
+                p += 1;
+                if signs && matches!(b.get(p), Some(b'+' | b'-')) {
+                    p += 1;
+                }
+                match digits(p) {
+                    0 if p == b.len() => {
+                        return Err(Stop::Eof).inspect_err(|_| self.drop_from(start))
+                    }
+                    0 => return Err(Stop::Invalid),
+                    d => p += d,
+                }
+            }
+        }
+        self.pos = p;
+        let raw = self.raw_in(start, p);
+        if p == b.len() && self.partial {
+            // the number may go on in the part of the body we do not have
+            self.drop_from(start);
+            return Err(Stop::Eof);
+        }
+        match self
+            .raw
+            .get(raw.start)
+            .filter(|_| !raw.is_empty() && self.whole.is_none())
+        {
+            Some(&h) => {
+                // an integer that is a phone, ID or card number
+                let src = self.src;
+                let value = src[start..p].trim_start_matches('-');
+                self.report
+                    .record(self.eng.rule_name(h.rule), start, p - start);
+                let eng = self.eng;
+                self.out.replace(start, p, |o| {
+                    o.push('"');
+                    eng.write_token(o, h.rule, value, h.hashable);
+                    o.push('"');
+                });
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn literal(&mut self) -> Result<(), Stop> {
+        let start = self.pos;
+        let word: &[u8] = match self.b[start] {
+            b't' => b"true",
+            b'f' => b"false",
+            _ => b"null",
+        };
+        let rest = &self.b[start..];
+        if rest.starts_with(word) {
+            self.pos += word.len();
+            self.raw_in(start, self.pos);
+            Ok(())
+        } else if word.starts_with(rest) {
+            self.drop_from(start);
+            Err(Stop::Eof)
+        } else {
+            Err(Stop::Invalid)
+        }
+    }
+}
+
+/// Position of the first `"`, `\\` or control character: eight bytes at a time,
+/// then byte by byte in the word that has one.
+fn special(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        if has_less(x, 0x20) || has_less(x ^ (LO * 0x22), 1) || has_less(x ^ (LO * 0x5c), 1) {
+            break;
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&c| SPECIAL[usize::from(c)])
+        .map(|p| i + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::special;
+
+    #[test]
+    fn special_finds_the_first_stop_byte() {
+        let naive = |s: &[u8]| s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let mut cases: Vec<Vec<u8>> = vec![b"".to_vec(), b"plain text, no stop".to_vec()];
+        for stop in [b'"', b'\\', 0, 0x1f, b'\n'] {
+            for at in 0..20 {
+                for fill in [b'a', 0x20, 0x21, 0x7f, 0x80, 0xe4, 0xff] {
+                    let mut v = vec![fill; 20];
+                    v[at] = stop;
+                    cases.push(v);
+                }
+            }
+        }
+        for c in cases {
+            assert_eq!(special(&c), naive(&c), "{c:?}");
+        }
+    }
+}
