@@ -33,6 +33,46 @@ pub enum Command {
     /// Validate the configuration (and certificate files) and print the effective
     /// configuration with every secret masked. Exits 2 when it is invalid.
     Check(ConfigArgs),
+    /// Run the configured redaction rules over a file (or stdin) and print the result,
+    /// to try a custom rule before deploying it. Uses `[redact]` and `log.hash_key` of
+    /// the configuration when it exists, the built-in rules otherwise.
+    Redact(RedactArgs),
+    /// ACME certificates: what is stored and when it renews, or renew now.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Each stored certificate: names, issuer, notAfter, the next renewal and why,
+    /// recent failures.
+    Status(ConfigArgs),
+    /// Order a new certificate now. When clawveil is running on the same storage it
+    /// does the renewal (and swaps the certificate in without a restart); otherwise this
+    /// command answers the challenge itself on listen.http / listen.https.
+    Renew {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// How long to wait for the renewal.
+        #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RedactArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The input; standard input when absent.
+    pub file: Option<PathBuf>,
+    /// How to read the input: `application/json`, `application/x-www-form-urlencoded`,
+    /// `text/plain`, … By default JSON when it parses as JSON, text otherwise.
+    #[arg(long)]
+    pub content_type: Option<String>,
+    /// Also list, on stderr, which rule matched where (byte offset and length, never
+    /// the value).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 impl Default for Command {

@@ -1,7 +1,9 @@
 //! `clawveil`: the command line. Parses arguments, loads the configuration, wires the
 //! library crates together and handles signals. No proxy logic lives here.
 
+mod cert;
 mod cli;
+mod redact;
 mod run;
 
 use std::process::ExitCode;
@@ -14,6 +16,8 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or_default() {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Check(args) => run::check(&args),
+        cli::Command::Redact(args) => redact::redact(&args),
+        cli::Command::Cert(cmd) => cert::cert(cmd),
     }
 }
 
@@ -24,6 +28,7 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_else(|| "unknown location".into());
-        eprintln!("{{\"level\":\"ERROR\",\"message\":\"internal error (panic); the message is withheld because it may contain request data\",\"location\":\"{location}\"}}");
+        let trace_id = clawveil_proxy::current_trace_id().unwrap_or_else(|| "-".into());
+        eprintln!("{{\"level\":\"ERROR\",\"message\":\"internal error (panic); the message is withheld because it may contain request data\",\"location\":\"{location}\",\"trace_id\":\"{trace_id}\"}}");
     }));
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
-use clawveil_config::{Config, LoadOptions, LogFormat, TlsMode};
+use clawveil_config::{Challenge, Config, LoadOptions, LogFormat, TlsMode};
 use clawveil_proxy::{bind, serve, Runtime};
 use clawveil_telemetry::{init_logging, Metrics};
 use clawveil_tls::{
@@ -100,19 +100,48 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
     // Certificates first: with no valid certificate there is no service.
     let reloader = match cfg.tls.mode {
         TlsMode::Files | TlsMode::SelfSigned => {
-            let (source, cert, key) = (source_of(cfg.tls.mode), cfg.tls.cert.clone(), cfg.tls.key.clone());
+            let (source, cert, key) = (
+                source_of(cfg.tls.mode),
+                cfg.tls.cert.clone(),
+                cfg.tls.key.clone(),
+            );
             if source == CertSource::SelfSigned {
-                let loaded = ensure_self_signed(&cert, &key, &cfg.tls.names).context("self-signed certificate")?;
+                let loaded = ensure_self_signed(&cert, &key, &cfg.tls.names)
+                    .context("self-signed certificate")?;
                 store.install(loaded, source);
             }
-            let r = FileReloader::new(cert, key, allow_insecure, source, store.clone(), metrics.clone());
+            let r = FileReloader::new(
+                cert,
+                key,
+                allow_insecure,
+                source,
+                store.clone(),
+                metrics.clone(),
+            );
             if source == CertSource::Files {
                 r.reload("startup").context("tls.cert/tls.key")?;
                 spawn_file_watcher(r.clone(), cfg.tls.watch_interval, stop_rx.clone());
             }
             Some(r)
         }
-        TlsMode::Acme => anyhow::bail!("tls.mode = \"acme\" is not available in this build yet; use \"files\" or \"self-signed\""),
+        TlsMode::Acme => None,
+    };
+    // ACME: refuse to start on what retrying cannot fix (storage key, lock, CA roots);
+    // a stored valid certificate is served at once, issuance runs in the background.
+    let http01 = Http01Tokens::default();
+    let acme = match (&cfg.tls.mode, &cfg.acme) {
+        (TlsMode::Acme, Some(acme)) => Some(
+            clawveil_acme::AcmeManager::prepare(
+                acme,
+                store.clone(),
+                http01.clone(),
+                metrics.clone(),
+                clawveil_acme::Options::from_env(),
+            )
+            .context("acme")?,
+        ),
+        (TlsMode::Acme, None) => anyhow::bail!("tls.mode = \"acme\" needs an [acme] section"),
+        _ => None,
     };
 
     let bound = bind(&cfg).await.context("binding listeners")?;
@@ -124,14 +153,18 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
         config: cfg.clone(),
         metrics: metrics.clone(),
         store: store.clone(),
-        http01: Http01Tokens::default(),
+        http01,
         metrics_token: Arc::new(move || {
             token_reader
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone()
         }),
-        acme_tls_alpn: false,
+        acme_tls_alpn: cfg.tls.mode == TlsMode::Acme
+            && cfg
+                .acme
+                .as_ref()
+                .is_some_and(|a| a.challenge == Challenge::TlsAlpn01),
     };
     tracing::info!(
         version = VERSION,
@@ -146,7 +179,8 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let server = tokio::spawn(serve(bound, rt, stop_rx));
+    let server = tokio::spawn(serve(bound, rt, stop_rx.clone()));
+    let acme_task = acme.map(|m| m.spawn(stop_rx));
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -163,6 +197,10 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
     tracing::info!(drain_timeout = ?cfg.limits.drain_timeout, "shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(true);
     server.await.context("server task")??;
+    if let Some(task) = acme_task {
+        // Releases the storage lock.
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

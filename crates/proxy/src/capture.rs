@@ -19,8 +19,6 @@ pub struct Capture {
     max: usize,
 }
 
-// Filled by the body wrappers; read when `log.bodies = "redacted"` is wired in.
-#[allow(dead_code)]
 impl Capture {
     pub fn new(max: usize) -> Self {
         Capture {

@@ -6,6 +6,7 @@
 
 mod body;
 mod capture;
+mod content;
 mod headers;
 mod listener;
 mod plain;
@@ -22,8 +23,9 @@ use clawveil_tls::{server_config, CertStore, Http01Tokens};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use content::engine_config;
 pub use service::Shared;
-pub use trace::TraceContext;
+pub use trace::{current_trace_id, TraceContext};
 pub use upstream::UpstreamUrlError;
 
 /// Why the proxy could not start.
@@ -38,11 +40,14 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Upstream(#[from] UpstreamUrlError),
+    #[error("[redact]: {0}")]
+    Redact(#[from] clawveil_redact::RedactError),
 }
 
 /// Checks what only the proxy knows about (`clawveil check` runs it too).
 pub fn validate(cfg: &Config) -> Result<(), ServeError> {
     upstream::UpstreamTarget::parse(&cfg.upstream.url)?;
+    clawveil_redact::Engine::new(&content::engine_config(cfg))?;
     Ok(())
 }
 

@@ -17,11 +17,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::body::{BodyEnd, BodyState, BodyStats, ObservedBody, RequestBody};
+use crate::capture::Capture;
+use crate::content::ContentLog;
 use crate::headers::{rewrite_response, set_forwarding, strip_hop_by_hop, ForwardInfo};
 use crate::trace::TraceContext;
 use crate::upstream::{
     classify, client, is_request_body_error, status_for, UpstreamClient, UpstreamTarget,
-    UpstreamUrlError,
 };
 
 /// A configured route: requests whose path starts with `prefix` carry `name` in logs and metrics.
@@ -43,11 +44,17 @@ pub struct Shared {
     pub hsts: Option<HeaderValue>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub metrics: Arc<Metrics>,
+    /// Redaction of whatever content reaches the access log.
+    pub content: ContentLog,
 }
 
 impl Shared {
-    pub fn from_config(cfg: &Config, metrics: Arc<Metrics>) -> Result<Arc<Self>, UpstreamUrlError> {
+    pub fn from_config(
+        cfg: &Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, crate::ServeError> {
         let target = UpstreamTarget::parse(&cfg.upstream.url)?;
+        let content = ContentLog::new(cfg, metrics.clone())?;
         // The configuration keeps routes longest prefix first.
         let routes: Vec<RouteEntry> = cfg
             .routes
@@ -71,6 +78,7 @@ impl Shared {
                 .and_then(|h| HeaderValue::from_str(h).ok()),
             trusted_proxies: cfg.trusted_proxies.clone(),
             metrics,
+            content,
         }))
     }
 
@@ -104,9 +112,58 @@ struct Pending {
     status: u16,
     error: Option<ErrorClass>,
     req_stats: Arc<BodyStats>,
+    /// Only when the access event will be written: the raw material to redact then.
+    logged: Option<Box<Logged>>,
 }
 
-/// The https pipeline.
+/// What the access event shows of the content: the path and query, kept raw until
+/// they are redacted at the end, and with `log.bodies = "redacted"` each direction's
+/// headers (redacted as soon as they are seen) and body capture.
+struct Logged {
+    path: String,
+    query: Option<String>,
+    req: Option<Exchange>,
+    resp: Option<Exchange>,
+    report: clawveil_redact::Report,
+}
+
+/// One direction of a logged exchange.
+struct Exchange {
+    /// Already redacted, as a JSON object.
+    headers: String,
+    content_type: Option<HeaderValue>,
+    content_encoding: Option<HeaderValue>,
+    body: Capture,
+}
+
+impl Exchange {
+    fn new(
+        content: &ContentLog,
+        headers: &http::HeaderMap,
+        report: &mut clawveil_redact::Report,
+    ) -> Option<Self> {
+        let body = content.capture()?;
+        Some(Exchange {
+            headers: content.headers(headers, report),
+            content_type: headers.get(header::CONTENT_TYPE).cloned(),
+            content_encoding: headers.get(header::CONTENT_ENCODING).cloned(),
+            body,
+        })
+    }
+
+    fn sample(&self, content: &ContentLog, report: &mut clawveil_redact::Report) -> String {
+        let text =
+            |v: &Option<HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned);
+        content.body(
+            &self.body,
+            text(&self.content_type).as_deref(),
+            text(&self.content_encoding).as_deref(),
+            report,
+        )
+    }
+}
+
+/// The https pipeline, with the request's trace id known to the panic hook.
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
@@ -114,8 +171,32 @@ pub async fn handle(
 ) -> Result<Response<ObservedBody>, Infallible> {
     let start = Instant::now();
     let trace = TraceContext::from_headers(req.headers());
+    crate::trace::in_trace(
+        trace.trace_id.clone(),
+        pipeline(shared, conn, req, start, trace),
+    )
+    .await
+}
+
+async fn pipeline(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+    start: Instant,
+    trace: TraceContext,
+) -> Result<Response<ObservedBody>, Infallible> {
     let route = shared.route(req.uri().path()).to_owned();
     let req_stats = Arc::new(BodyStats::default());
+    let logged = tracing::enabled!(target: "access", tracing::Level::INFO).then(|| {
+        let mut report = clawveil_redact::Report::new();
+        Box::new(Logged {
+            path: req.uri().path().to_owned(),
+            query: req.uri().query().map(str::to_owned),
+            req: Exchange::new(&shared.content, req.headers(), &mut report),
+            resp: None,
+            report,
+        })
+    });
     let mut pending = Pending {
         shared: shared.clone(),
         conn: conn.clone(),
@@ -127,6 +208,7 @@ pub async fn handle(
         status: 0,
         error: None,
         req_stats: req_stats.clone(),
+        logged,
     };
 
     // Limits: a declared length over the limit is refused before anything is forwarded.
@@ -140,7 +222,12 @@ pub async fn handle(
         ));
     }
 
-    let upstream_req = match upstream_request(&shared, &conn, &trace, req, req_stats.clone()) {
+    let tee = pending
+        .logged
+        .as_ref()
+        .and_then(|l| l.req.as_ref())
+        .map(|x| x.body.clone());
+    let upstream_req = match upstream_request(&shared, &conn, &trace, req, req_stats.clone(), tee) {
         Ok(r) => r,
         Err(status) => return Ok(local(pending, status, ErrorClass::Client)),
     };
@@ -210,6 +297,9 @@ pub async fn handle(
             let (mut parts, body) = resp.into_parts();
             rewrite_response(&mut parts.headers, shared.hsts.as_ref(), &trace.trace_id);
             pending.status = parts.status.as_u16();
+            if let Some(l) = pending.logged.as_mut() {
+                l.resp = Exchange::new(&shared.content, &parts.headers, &mut l.report);
+            }
             let body = body
                 .map_err(|e| Box::new(e) as crate::body::BoxError)
                 .boxed();
@@ -233,6 +323,7 @@ fn upstream_request(
     trace: &TraceContext,
     req: Request<Incoming>,
     stats: Arc<BodyStats>,
+    tee: Option<Capture>,
 ) -> Result<Request<crate::body::ProxyBody>, StatusCode> {
     let (mut parts, body) = req.into_parts();
     let host = parts
@@ -261,7 +352,7 @@ fn upstream_request(
             traceparent: &trace.traceparent(),
         },
     );
-    let body = RequestBody::new(body, stats, shared.max_body, shared.request_timeout, None);
+    let body = RequestBody::new(body, stats, shared.max_body, shared.request_timeout, tee);
     Ok(Request::from_parts(parts, body.boxed()))
 }
 
@@ -296,7 +387,12 @@ fn local(mut pending: Pending, status: StatusCode, class: ErrorClass) -> Respons
 }
 
 fn observed(pending: Pending, body: crate::body::ProxyBody) -> ObservedBody {
-    ObservedBody::new(body, None, Box::new(move |end| finish(pending, end)))
+    let tee = pending
+        .logged
+        .as_ref()
+        .and_then(|l| l.resp.as_ref())
+        .map(|x| x.body.clone());
+    ObservedBody::new(body, tee, Box::new(move |end| finish(pending, end)))
 }
 
 /// Metrics and the access event, when the last byte has gone out (or the client left).
@@ -321,13 +417,27 @@ fn finish(p: Pending, end: BodyEnd) {
         Version::HTTP_10 => "http/1.0",
         _ => "http/1.1",
     };
+    let Some(logged) = p.logged else { return };
+    let Logged {
+        path,
+        query,
+        req,
+        resp,
+        mut report,
+    } = *logged;
+    let content = &p.shared.content;
+    let path = content.text(&path, &mut report);
+    let query = query.map(|q| content.query(&q, &mut report));
+    let request_body = req.as_ref().map(|x| x.sample(content, &mut report));
+    let response_body = resp.as_ref().map(|x| x.sample(content, &mut report));
+    content.count(&report);
     AccessEvent {
         trace_id: &p.trace_id,
         listener,
         route: &p.route,
         method,
-        path: None,
-        query: None,
+        path: Some(&path),
+        query: query.as_deref(),
         status: p.status,
         latency,
         bytes_in: p.req_stats.bytes(),
@@ -337,9 +447,11 @@ fn finish(p: Pending, end: BodyEnd) {
         tls_version: p.conn.tls_version,
         alpn: p.conn.alpn,
         http_version,
-        client: &p.conn.peer.ip().to_string(),
-        request_body: None,
-        response_body: None,
+        client: &content.client(p.conn.peer.ip()),
+        request_headers: req.as_ref().map(|x| x.headers.as_str()),
+        response_headers: resp.as_ref().map(|x| x.headers.as_str()),
+        request_body: request_body.as_deref(),
+        response_body: response_body.as_deref(),
     }
     .emit();
 }

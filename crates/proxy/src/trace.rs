@@ -5,6 +5,21 @@
 use http::HeaderMap;
 use rand::RngCore;
 
+tokio::task_local! {
+    /// The trace id of the request whose code is running, for the panic hook.
+    static CURRENT: String;
+}
+
+/// The trace id of the request being handled on this task, if any.
+pub fn current_trace_id() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Runs `f` with `trace_id` as the current request's trace id.
+pub async fn in_trace<F: std::future::Future>(trace_id: String, f: F) -> F::Output {
+    CURRENT.scope(trace_id, f).await
+}
+
 /// The trace context of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {

@@ -73,6 +73,9 @@ pub struct AccessEvent<'a> {
     pub http_version: &'a str,
     /// Client address (already hashed when `log.hash_key` is set).
     pub client: &'a str,
+    /// Redacted headers as a JSON object string, when `log.bodies = "redacted"`.
+    pub request_headers: Option<&'a str>,
+    pub response_headers: Option<&'a str>,
     /// Redacted body samples (or an omission reason), when `log.bodies = "redacted"`.
     pub request_body: Option<&'a str>,
     pub response_body: Option<&'a str>,
@@ -99,6 +102,8 @@ impl AccessEvent<'_> {
             alpn = self.alpn,
             http_version = self.http_version,
             client = self.client,
+            request_headers = self.request_headers,
+            response_headers = self.response_headers,
             request_body = self.request_body,
             response_body = self.response_body,
             "request"

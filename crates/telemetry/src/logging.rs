@@ -10,10 +10,27 @@ pub enum LogError {
     AlreadyInstalled,
 }
 
+/// The filter for a plain level: clawveil's own events (and the access events) at
+/// `level`, every dependency at most at `info`. Libraries' debug and trace output
+/// (hyper, h2, rustls) is not written for operators and is not redacted, so it never
+/// reaches the log unless a directive asks for it by name (`h2=trace`).
+pub fn filter_directives(level: &str) -> String {
+    let level = level.trim();
+    if level.contains('=') || level.contains(',') {
+        return level.to_owned();
+    }
+    let deps = match level {
+        "debug" | "trace" => "info",
+        other => other,
+    };
+    format!("{deps},clawveil={level},access={level}")
+}
+
 /// Installs the global subscriber. `CLAWVEIL_LOG`, when set, overrides `level`
 /// (same syntax: `info`, `debug`, `clawveil_proxy=trace`, …).
 pub fn init_logging(json: bool, level: &str) -> Result<(), LogError> {
-    let level = std::env::var("CLAWVEIL_LOG").unwrap_or_else(|_| level.to_string());
+    let level =
+        filter_directives(&std::env::var("CLAWVEIL_LOG").unwrap_or_else(|_| level.to_string()));
     let filter = EnvFilter::try_new(&level).map_err(|e| LogError::BadFilter {
         level: level.clone(),
         reason: e.to_string(),
@@ -34,4 +51,19 @@ pub fn init_logging(json: bool, level: &str) -> Result<(), LogError> {
         builder.compact().try_init()
     };
     res.map_err(|_| LogError::AlreadyInstalled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_directives;
+
+    #[test]
+    fn dependencies_never_log_below_info_unless_named() {
+        assert_eq!(
+            filter_directives("trace"),
+            "info,clawveil=trace,access=trace"
+        );
+        assert_eq!(filter_directives("warn"), "warn,clawveil=warn,access=warn");
+        assert_eq!(filter_directives("h2=trace"), "h2=trace");
+    }
 }

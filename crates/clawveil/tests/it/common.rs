@@ -45,13 +45,13 @@ pub fn write_config(
          [upstream]\nurl = \"{upstream}\"\nresponse_timeout = \"2s\"\n{}\n\
          [tls]\nmode = \"files\"\ncert = \"{}\"\nkey = \"{}\"\nwatch_interval = \"200ms\"\n{}\n\
          [limits]\n{}\n\
-         [log]\nlevel = \"debug\"\n{}\n",
+         [log]\n{}\n",
         o.upstream,
         cert.cert.display(),
         cert.key.display(),
         o.tls,
         if o.limits.contains("max_body") { o.limits.to_owned() } else { format!("max_body = \"20MiB\"\n{}", o.limits) },
-        o.extra
+        if o.extra.contains("level =") { o.extra.to_owned() } else { format!("level = \"debug\"\n{}", o.extra) }
     );
     let path = dir.join("proxy.toml");
     std::fs::write(&path, text).unwrap();

@@ -1,0 +1,147 @@
+//! Answering challenges: HTTP-01 through [`Http01Tokens`] (served by the plain-HTTP
+//! listener), TLS-ALPN-01 through [`CertStore::set_alpn_challenge`] with an RFC 8737
+//! certificate. Answers are withdrawn when the [`Armed`] guard drops, whatever the
+//! outcome of the order.
+
+use std::sync::Arc;
+
+use clawveil_config::Challenge;
+use clawveil_tls::{CertStore, Http01Tokens};
+use instant_acme::{ChallengeType, KeyAuthorization};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// A self-signed certificate for TLS-ALPN-01 (RFC 8737 §3): P-256, the domain as its
+/// only subjectAltName, and the critical acmeIdentifier extension
+/// (1.3.6.1.5.5.7.1.31) holding the DER OCTET STRING of SHA-256(key authorization).
+pub(crate) fn alpn_certificate(
+    domain: &str,
+    key_auth_digest: &[u8],
+) -> Result<Arc<CertifiedKey>, String> {
+    if key_auth_digest.len() != 32 {
+        return Err(format!(
+            "key authorization digest must be 32 bytes, got {}",
+            key_auth_digest.len()
+        ));
+    }
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![domain.to_owned()]).map_err(|e| e.to_string())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(key_auth_digest)];
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let der_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    // Not `CertifiedKey::from_der`: its consistency check parses the certificate with
+    // webpki, which (rightly, for a server certificate) rejects the critical
+    // acmeIdentifier extension. The key was made for this certificate just above.
+    let signing_key = clawveil_tls::provider()
+        .key_provider
+        .load_private_key(der_key)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![CertificateDer::from(cert.der().to_vec())],
+        signing_key,
+    )))
+}
+
+/// Where challenge answers go.
+#[derive(Clone)]
+pub(crate) struct Responder {
+    pub kind: Challenge,
+    pub store: Arc<CertStore>,
+    pub http01: Http01Tokens,
+}
+
+impl Responder {
+    pub(crate) fn challenge_type(&self) -> ChallengeType {
+        match self.kind {
+            Challenge::Http01 => ChallengeType::Http01,
+            Challenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        }
+    }
+
+    /// A guard that withdraws every answer it published when dropped.
+    pub(crate) fn arm(&self) -> Armed<'_> {
+        Armed {
+            responder: self,
+            tokens: Vec::new(),
+            domains: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// Published answers of one order.
+pub(crate) struct Armed<'a> {
+    responder: &'a Responder,
+    tokens: Vec<String>,
+    domains: Vec<String>,
+    /// Tokens and key authorizations, to scrub from error details.
+    pub secrets: Vec<String>,
+}
+
+impl Armed<'_> {
+    /// Publishes the answer for `domain`'s challenge.
+    pub(crate) fn answer(
+        &mut self,
+        domain: &str,
+        token: &str,
+        key_auth: &KeyAuthorization,
+    ) -> Result<(), String> {
+        self.secrets.push(token.to_owned());
+        self.secrets.push(key_auth.as_str().to_owned());
+        match self.responder.kind {
+            Challenge::Http01 => {
+                self.responder.http01.insert(token, key_auth.as_str());
+                self.tokens.push(token.to_owned());
+            }
+            Challenge::TlsAlpn01 => {
+                let cert = alpn_certificate(domain, key_auth.digest().as_ref())?;
+                self.responder.store.set_alpn_challenge(domain, Some(cert));
+                self.domains.push(domain.to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        for t in &self.tokens {
+            self.responder.http01.remove(t);
+        }
+        for d in &self.domains {
+            self.responder.store.set_alpn_challenge(d, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::prelude::*;
+
+    #[test]
+    fn alpn_certificate_follows_rfc_8737() {
+        let digest = [7u8; 32];
+        let ck = alpn_certificate("bot.example.com", &digest).unwrap();
+        let (_, cert) = parse_x509_certificate(ck.cert[0].as_ref()).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(
+            san.value.general_names,
+            vec![GeneralName::DNSName("bot.example.com")]
+        );
+        let ext = cert
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.1.31")
+            .expect("acmeIdentifier");
+        assert!(ext.critical);
+        // DER OCTET STRING (tag 0x04, length 32) of the digest
+        let mut expected = vec![0x04, 0x20];
+        expected.extend_from_slice(&digest);
+        assert_eq!(ext.value, expected.as_slice());
+        assert!(alpn_certificate("x", &[0u8; 3]).is_err());
+    }
+}
