@@ -88,7 +88,8 @@ pub(crate) fn kind(content_type: Option<&str>) -> Result<Kind, OmitReason> {
     let (top, sub) = mime.split_once('/').ok_or(OmitReason::Binary)?;
     let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let ends = |s: &str, suffix: &str| {
-        s.len() >= suffix.len() && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        s.len() >= suffix.len()
+            && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
     };
     const TEXT_APPS: &[&str] = &[
         "xml",
