@@ -61,10 +61,14 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = init_logging(cfg.log.format == LogFormat::Json, &cfg.log.level) {
-        eprintln!("clawveil: {e}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
+    // Held until run() returns: dropping it flushes the queued log lines.
+    let _log = match init_logging(cfg.log.format == LogFormat::Json, &cfg.log.level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("clawveil: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     for w in &cfg.warnings {
         tracing::warn!(warning = %w, "INSECURE: accepted only because of --allow-insecure-permissions");
     }

@@ -129,8 +129,8 @@ struct Logged {
 
 /// One direction of a logged exchange.
 struct Exchange {
-    /// Already redacted, as a JSON object.
-    headers: String,
+    /// Already redacted, as a JSON object; only at `log.level = "debug"` or more.
+    headers: Option<String>,
     content_type: Option<HeaderValue>,
     content_encoding: Option<HeaderValue>,
     body: Capture,
@@ -144,7 +144,8 @@ impl Exchange {
     ) -> Option<Self> {
         let body = content.capture()?;
         Some(Exchange {
-            headers: content.headers(headers, report),
+            headers: tracing::enabled!(target: "access", tracing::Level::DEBUG)
+                .then(|| content.headers(headers, report)),
             content_type: headers.get(header::CONTENT_TYPE).cloned(),
             content_encoding: headers.get(header::CONTENT_ENCODING).cloned(),
             body,
@@ -448,8 +449,8 @@ fn finish(p: Pending, end: BodyEnd) {
         alpn: p.conn.alpn,
         http_version,
         client: &content.client(p.conn.peer.ip()),
-        request_headers: req.as_ref().map(|x| x.headers.as_str()),
-        response_headers: resp.as_ref().map(|x| x.headers.as_str()),
+        request_headers: req.as_ref().and_then(|x| x.headers.as_deref()),
+        response_headers: resp.as_ref().and_then(|x| x.headers.as_deref()),
         request_body: request_body.as_deref(),
         response_body: response_body.as_deref(),
     }

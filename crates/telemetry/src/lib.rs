@@ -11,6 +11,6 @@ mod metrics;
 mod server;
 
 pub use access::{AccessEvent, ErrorClass};
-pub use logging::{init_logging, LogError};
+pub use logging::{filter_directives, init_logging, LogError, LogGuard};
 pub use metrics::{method_label, status_class, FailReason, Listener, Metrics};
 pub use server::{serve_metrics, MetricsAccess, Readiness};

@@ -26,9 +26,33 @@ pub fn filter_directives(level: &str) -> String {
     format!("{deps},clawveil={level},access={level}")
 }
 
+/// Keeps the log writer thread alive; dropping it flushes every line still queued.
+/// Hold it until the process exits.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+impl std::fmt::Debug for LogGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogGuard")
+    }
+}
+
 /// Installs the global subscriber. `CLAWVEIL_LOG`, when set, overrides `level`
 /// (same syntax: `info`, `debug`, `clawveil_proxy=trace`, …).
-pub fn init_logging(json: bool, level: &str) -> Result<(), LogError> {
+///
+/// Lines are written by a dedicated thread through a buffer that is flushed whenever
+/// the queue runs empty, so request threads never wait on stdout and a busy proxy
+/// writes many lines per system call. The queue is not lossy: when it is full,
+/// logging waits rather than dropping lines.
+pub fn init_logging(json: bool, level: &str) -> Result<LogGuard, LogError> {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("clawveil-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let level =
         filter_directives(&std::env::var("CLAWVEIL_LOG").unwrap_or_else(|_| level.to_string()));
     let filter = EnvFilter::try_new(&level).map_err(|e| LogError::BadFilter {
@@ -37,8 +61,8 @@ pub fn init_logging(json: bool, level: &str) -> Result<(), LogError> {
     })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(writer)
+        .with_ansi(ansi)
         .with_target(true);
     let res = if json {
         builder
@@ -50,7 +74,8 @@ pub fn init_logging(json: bool, level: &str) -> Result<(), LogError> {
     } else {
         builder.compact().try_init()
     };
-    res.map_err(|_| LogError::AlreadyInstalled)
+    res.map_err(|_| LogError::AlreadyInstalled)?;
+    Ok(LogGuard(guard))
 }
 
 #[cfg(test)]
