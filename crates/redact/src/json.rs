@@ -50,7 +50,8 @@ pub(crate) fn redact<'a>(
     partial: bool,
     report: &mut Report,
 ) -> Result<Cow<'a, str>, OmitReason> {
-    let mut raw = Vec::new();
+    // room for the matches of a typical body, so the vector rarely grows
+    let mut raw = Vec::with_capacity((src.len() / 32).clamp(16, 512));
     eng.scanner()
         .scan_builtin(src.as_bytes(), Scan::Json, &mut raw);
     rules::finish(&mut raw);
@@ -144,10 +145,12 @@ impl Walker<'_, '_, '_> {
                     _ => Err(Stop::Eof),
                 };
             };
-            let in_object = depth > 0 && objects & (1u128 << (depth - 1)) != 0;
+            // whether the innermost container is an object (only asked at its end
+            // and at a comma)
+            let in_object = || depth > 0 && objects & (1u128 << (depth - 1)) != 0;
             match (st, c) {
                 (St::ValueOrClose, b']') | (St::KeyOrClose, b'}') | (St::After, b']' | b'}') => {
-                    if depth == 0 || in_object != (c == b'}') {
+                    if depth == 0 || in_object() != (c == b'}') {
                         return Err(Stop::Invalid);
                     }
                     depth -= 1;
@@ -157,7 +160,7 @@ impl Walker<'_, '_, '_> {
                 }
                 (St::After, b',') if depth > 0 => {
                     self.pos += 1;
-                    st = if in_object { St::Key } else { St::Value };
+                    st = if in_object() { St::Key } else { St::Value };
                 }
                 (St::Key | St::KeyOrClose, b'"') => {
                     self.key()?;

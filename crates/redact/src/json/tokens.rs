@@ -4,7 +4,7 @@
 use super::strings::{decode, encode};
 use super::{Stop, Walker, SPECIAL};
 use crate::mask::Splice;
-use crate::rules::{self, has_less, Hit, LO};
+use crate::rules::{self, Hit, LO};
 use crate::{truncate, Loc};
 
 impl Walker<'_, '_, '_> {
@@ -235,14 +235,24 @@ impl Walker<'_, '_, '_> {
     }
 }
 
-/// Position of the first `"`, `\\` or control character: eight bytes at a time,
-/// then byte by byte in the word that has one.
+/// Position of the first `"`, `\\` or control character: sixteen, then eight bytes
+/// at a time, then byte by byte in the last few.
 fn special(s: &[u8]) -> Option<usize> {
+    let word = |i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
     let mut i = 0;
+    while i + 16 <= s.len() {
+        let (a, b) = (stops(word(i)), stops(word(i + 8)));
+        if a | b != 0 {
+            let at = if a != 0 { a } else { b };
+            return Some(i + usize::from(a == 0) * 8 + (at.trailing_zeros() / 8) as usize);
+        }
+        i += 16;
+    }
     while let Some(chunk) = s.get(i..i + 8) {
         let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        if has_less(x, 0x20) || has_less(x ^ (LO * 0x22), 1) || has_less(x ^ (LO * 0x5c), 1) {
-            break;
+        let m = stops(x);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
@@ -250,6 +260,18 @@ fn special(s: &[u8]) -> Option<usize> {
         .iter()
         .position(|&c| SPECIAL[usize::from(c)])
         .map(|p| i + p)
+}
+
+/// The high bit of every byte of `x` that is `"`, `\\` or a control character
+/// (below 0x20), exactly: the sums are taken over the low seven bits of each
+/// byte, so they never carry into the next byte.
+fn stops(x: u64) -> u64 {
+    const HI: u64 = LO << 7;
+    let low = x & !HI;
+    let ctl = !(low + LO * (0x80 - 0x20)); // high bit set: low < 0x20
+    let quote = !((low ^ (LO * u64::from(b'"'))) + LO * 0x7f); // set: low == '"'
+    let backslash = !((low ^ (LO * u64::from(b'\\'))) + LO * 0x7f); // set: low == '\\'
+    (ctl | quote | backslash) & !x & HI
 }
 
 #[cfg(test)]

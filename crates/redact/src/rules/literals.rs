@@ -4,7 +4,7 @@
 //! which keeps them few enough for a SIMD (Teddy) prefilter: text without any
 //! of them is skipped at several GB/s.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
+use aho_corasick::{packed, AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
 
 use super::{shapes, words, Enabled, Hit, RuleId, Scan, API_KEY, BEARER, DINGTALK, JWT};
 
@@ -56,6 +56,10 @@ const LITERALS: &[(&str, Kind, RuleId)] = &[
 
 pub(crate) struct Literals {
     ac: AhoCorasick,
+    /// The same literals with the same (leftmost-first) semantics, searched by
+    /// Teddy directly, without the automaton that re-checks each candidate;
+    /// `None` where no SIMD searcher can be built.
+    packed: Option<packed::Searcher>,
     kinds: Vec<Kind>,
 }
 
@@ -74,14 +78,23 @@ impl Literals {
             .match_kind(MatchKind::LeftmostFirst)
             .build(&lits)
             .expect("the literals are few and short");
-        Some(Literals { ac, kinds })
+        let packed = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&lits)
+            .build();
+        Some(Literals { ac, packed, kinds })
     }
 
     /// Appends the hits of the literal-triggered rules.
     pub(crate) fn scan(&self, hay: &[u8], mode: Scan, hits: &mut Vec<Hit>) {
         let mut pos = 0;
         while pos < hay.len() {
-            let Some(m) = self.ac.find(Input::new(hay).span(pos..hay.len())) else {
+            let m = match &self.packed {
+                Some(p) => p.find_in(hay, aho_corasick::Span::from(pos..hay.len())),
+                None => self.ac.find(Input::new(hay).span(pos..hay.len())),
+            };
+            let Some(m) = m else {
                 break;
             };
             let (s, e) = (m.start(), m.end());

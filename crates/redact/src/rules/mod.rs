@@ -162,6 +162,7 @@ impl Scanner {
     }
 
     /// The custom rules only, unsorted.
+    #[inline]
     pub(crate) fn scan_custom(&self, s: &str, hits: &mut Vec<Hit>) {
         if let Some((re, ids)) = &self.custom {
             for m in re.find_iter(s.as_bytes()) {
@@ -211,12 +212,6 @@ fn merge(hits: &mut Vec<Hit>) {
 
 /// `0x01` in every byte of a word, for SWAR (eight bytes at a time) tests.
 pub(crate) const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any of the 8 bytes in `x` is less than `n` (`n <= 128`).
-pub(crate) fn has_less(x: u64, n: u8) -> bool {
-    x.wrapping_sub(LO * u64::from(n)) & !x & HI != 0
-}
 
 pub(crate) fn is_alnum(b: u8) -> bool {
     b.is_ascii_alphanumeric()

@@ -200,6 +200,26 @@ fn letter(b: u8) -> Option<usize> {
         .then(|| usize::from(b.to_ascii_lowercase() - b'a'))
 }
 
+/// [`FOLD`] of a separator (`_`, `-`, `.`), skipped in names.
+const SKIP: u8 = 26;
+/// [`FOLD`] of a byte no listed name has.
+const OTHER: u8 = 27;
+
+/// Per byte: its letter index (`a`/`A` = 0), [`SKIP`] or [`OTHER`].
+static FOLD: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut i = 0;
+    while i < 26 {
+        t[b'a' as usize + i] = i as u8;
+        t[b'A' as usize + i] = i as u8;
+        i += 1;
+    }
+    t[b'_' as usize] = SKIP;
+    t[b'-' as usize] = SKIP;
+    t[b'.' as usize] = SKIP;
+    t
+};
+
 static TRIE: std::sync::LazyLock<Trie> = std::sync::LazyLock::new(|| {
     let mut nodes = vec![([0u16; 26], 0u8, 0u8)];
     let lists: [(&[&str], u8, bool); 8] = [
@@ -241,10 +261,11 @@ impl Trie {
         let mut node = 0;
         let mut flags = 0;
         for &b in name.iter().rev() {
-            if is_separator(b) {
-                continue;
-            }
-            let next = letter(b).map_or(0, |l| self.nodes[node].0[l]);
+            let next = match FOLD[usize::from(b)] {
+                SKIP => continue,
+                OTHER => 0,
+                l => self.nodes[node].0[usize::from(l)],
+            };
             if next == 0 {
                 return Class(flags);
             }
@@ -255,27 +276,73 @@ impl Trie {
     }
 }
 
-/// The listed names, looked up whole by a hash of their length and last eight
-/// bytes (case-folded), with the class the trie gives them.
+/// The listed names, looked up whole by a hash of their case-folded bytes, with
+/// the class the trie gives them.
 struct Exact {
-    slots: [Option<(&'static str, Class)>; Exact::SLOTS],
+    slots: [Option<(Folded, Class)>; Exact::SLOTS],
+}
+
+/// A name of at most [`Folded::MAX`] bytes, zero-padded, with `0x20` set in every
+/// byte: for the listed names (lowercase ASCII letters only), two folded names
+/// of the same length are equal exactly when the names are equal ignoring ASCII
+/// case (a byte `b` folds to the letter `l` only when `b` is `l` or its upper case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Folded {
+    words: [u64; 3],
+    len: usize,
+}
+
+impl Folded {
+    const MAX: usize = 24;
+
+    fn new(name: &[u8]) -> Option<Folded> {
+        if name.len() > Folded::MAX {
+            return None;
+        }
+        // loaded straight from the name (a copy into a buffer read back as
+        // words would stall on store forwarding)
+        let len = name.len();
+        let word = |i: usize| load(&name[len.min(i * 8)..len.min(i * 8 + 8)]) | (LO * 0x20);
+        Some(Folded {
+            words: [word(0), word(1), word(2)],
+            len: name.len(),
+        })
+    }
+
+    fn hash(&self) -> usize {
+        let [a, b, c] = self.words;
+        let x = a ^ b.rotate_left(21) ^ c.rotate_left(42) ^ self.len as u64;
+        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+    }
+}
+
+/// The (at most 8) bytes of `b` as a little-endian word, zero-padded, read with
+/// at most two overlapping loads.
+fn load(b: &[u8]) -> u64 {
+    let n = b.len();
+    let u16_at = |i: usize| u64::from(u16::from_le_bytes([b[i], b[i + 1]]));
+    let u32_at = |i: usize| {
+        u64::from(u32::from_le_bytes(
+            b[i..i + 4].try_into().unwrap_or_default(),
+        ))
+    };
+    match n {
+        8.. => u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
+        4..=7 => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
+        2..=3 => u16_at(0) | u16_at(n - 2) << (8 * (n - 2)),
+        1 => u64::from(b[0]),
+        _ => 0,
+    }
 }
 
 impl Exact {
     const SLOTS: usize = 256;
 
-    fn hash(name: &[u8]) -> usize {
-        let mut last = [0u8; 8];
-        let tail = &name[name.len().saturating_sub(8)..];
-        last[..tail.len()].copy_from_slice(tail);
-        let x = (u64::from_le_bytes(last) | (LO * 0x20)) ^ name.len() as u64;
-        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
-    }
-
     fn get(&self, name: &[u8]) -> Option<Class> {
-        let mut i = Exact::hash(name);
+        let key = Folded::new(name)?;
+        let mut i = key.hash();
         while let Some((word, class)) = self.slots[i] {
-            if word.as_bytes().eq_ignore_ascii_case(name) {
+            if word == key {
                 return Some(class);
             }
             i = (i + 1) % Exact::SLOTS;
@@ -297,12 +364,17 @@ static EXACT: std::sync::LazyLock<Exact> = std::sync::LazyLock::new(|| {
         URL_PARAMS,
     ];
     for word in lists.into_iter().flatten() {
+        assert!(
+            word.bytes().all(|b| b.is_ascii_lowercase()),
+            "listed names are lowercase letters"
+        );
         if e.get(word.as_bytes()).is_none() {
-            let mut i = Exact::hash(word.as_bytes());
+            let key = Folded::new(word.as_bytes()).expect("listed names are short");
+            let mut i = key.hash();
             while e.slots[i].is_some() {
                 i = (i + 1) % Exact::SLOTS;
             }
-            e.slots[i] = Some((word, TRIE.classify(word.as_bytes())));
+            e.slots[i] = Some((key, TRIE.classify(word.as_bytes())));
         }
     }
     e
@@ -386,6 +458,38 @@ mod tests {
             assert_eq!(EXACT.get(miss.as_bytes()), None, "{miss}");
         }
         assert_eq!(class("sender_staff_id"), class("senderStaffId"));
+    }
+
+    #[test]
+    fn load_reads_short_slices() {
+        let bytes: Vec<u8> = (1..=12).collect();
+        for n in 0..=8 {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(&bytes[..n]);
+            assert_eq!(load(&bytes[..n]), u64::from_le_bytes(w), "{n}");
+        }
+        assert_eq!(load(&bytes), load(&bytes[..8]));
+    }
+
+    #[test]
+    fn exact_lookup_folds_only_letters() {
+        let long = "x".repeat(40);
+        for miss in [
+            "token\0",
+            "tokeN_",
+            "t0ken",
+            "TOKEN ",
+            "tok",
+            &long,
+            "sender\u{e9}id",
+            "sessi0nid",
+            "@ccesstoken",
+            "{oken",
+        ] {
+            assert_eq!(EXACT.get(miss.as_bytes()), None, "{miss:?}");
+        }
+        assert!(EXACT.get(b"SenderStaffId").is_some());
+        assert!(EXACT.get(b"openConversationID").is_some());
     }
 
     #[test]

@@ -45,7 +45,7 @@ const MAX_GROUPS: usize = 8;
 /// Longest digit string worth classifying (`0086` + 11, or 19 + slack).
 const MAX_DIGITS: usize = 24;
 
-use super::{has_less, LO};
+use super::LO;
 
 const HI: u64 = LO << 7;
 
@@ -62,7 +62,8 @@ fn in_range(x: u64, a: u8, b: u8) -> u64 {
 /// (`prev_alnum` tells about the byte before the word), a `+` or a `(`.
 fn starts(x: u64, prev_alnum: bool) -> u64 {
     let digit = in_range(x, b'0', b'9');
-    let alnum = digit | in_range(x, b'A', b'Z') | in_range(x, b'a', b'z');
+    // setting 0x20 maps `A-Z` onto `a-z` and nothing else there
+    let alnum = digit | in_range(x | (LO * 0x20), b'a', b'z');
     let sign = in_range(x, b'+', b'+') | in_range(x, b'(', b'(');
     let alnum_before = (alnum << 8) | if prev_alnum { 0x80 } else { 0 };
     (digit & !alnum_before) | sign
@@ -82,11 +83,9 @@ pub(crate) fn scan(hay: &[u8], rules: NumRules, hits: &mut Vec<Hit>) {
                 u64::from_le_bytes(w)
             }
         };
-        // most words have no digit, `+` or `(` at all: a cheaper test first
-        if !(has_less(x ^ (LO * 0x30), 10)
-            || has_less(x ^ (LO * 0x2b), 1)
-            || has_less(x ^ (LO * 0x28), 1))
-        {
+        // most words have no digit, `+` or `(` at all: a cheaper test first, for
+        // any byte in `(`..=`9` (which holds all three)
+        if in_range(x, b'(', b'9') == 0 {
             i += 8;
             continue;
         }

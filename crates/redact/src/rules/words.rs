@@ -40,8 +40,13 @@ pub(crate) fn separator(hay: &[u8], p: usize, en: Enabled, mode: Scan) -> Option
         return None;
     }
     e -= back_run(hay, e, 2, |b| matches!(b, b'"' | b'\'' | b'\\')).min(2);
+    // a name ends in a letter some listed name ends in (so the name is not
+    // empty): test that before measuring the name
+    if e == 0 || !names::may_be_sensitive(hay[e - 1]) {
+        return None;
+    }
     let len = back_run(hay, e, NAME_MAX, is_name);
-    if len == 0 || len > NAME_MAX || !names::may_be_sensitive(hay[e - 1]) {
+    if len > NAME_MAX {
         return None;
     }
     let s = e - len;
