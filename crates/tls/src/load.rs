@@ -215,3 +215,66 @@ fn inspect(der: &[u8]) -> Result<CertInfo, CertError> {
         not_after: from_unix(validity.not_after.timestamp()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem_pair(not_before: SystemTime, not_after: SystemTime) -> (String, String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_before = not_before.into();
+        params.not_after = not_after.into();
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
+    fn load(cert: &str, key: &str) -> Result<LoadedCert, CertError> {
+        LoadedCert::from_pem(
+            cert.as_bytes(),
+            key.as_bytes(),
+            Path::new("c.pem"),
+            Path::new("k.pem"),
+        )
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_certificates_are_refused() {
+        let day = Duration::from_secs(86_400);
+        let now = SystemTime::now();
+        let (c, k) = pem_pair(now - 10 * day, now - day);
+        assert!(matches!(load(&c, &k), Err(CertError::Expired { .. })));
+        let (c, k) = pem_pair(now + day, now + 10 * day);
+        assert!(matches!(load(&c, &k), Err(CertError::NotYetValid { .. })));
+        let (c, k) = pem_pair(now - day, now + day);
+        let ok = load(&c, &k).unwrap();
+        assert_eq!(ok.info.names, ["localhost"]);
+    }
+
+    #[test]
+    fn a_key_from_another_certificate_is_refused() {
+        let day = Duration::from_secs(86_400);
+        let now = SystemTime::now();
+        let (c, _) = pem_pair(now - day, now + day);
+        let (_, other_key) = pem_pair(now - day, now + day);
+        assert!(matches!(
+            load(&c, &other_key),
+            Err(CertError::KeyMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error() {
+        assert!(matches!(
+            load("garbage", "garbage"),
+            Err(CertError::NoCertificate { .. })
+        ));
+        let (c, _) = pem_pair(
+            SystemTime::now(),
+            SystemTime::now() + Duration::from_secs(86_400),
+        );
+        assert!(matches!(
+            load(&c, "not a key"),
+            Err(CertError::NoKey { .. })
+        ));
+    }
+}
