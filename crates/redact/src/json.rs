@@ -1,11 +1,14 @@
 //! JSON bodies, walked structurally.
 //!
-//! The built-in pattern rules scan the raw document once (in [`Scan::Json`]
-//! mode, where no match runs past a `"`). A small zero-copy walker then checks
-//! the document against the JSON grammar (RFC 8259, with serde_json's nesting
-//! limit; the tests hold it to serde_json's verdicts) and copies it through,
-//! applying to each token the matches inside it, so only what must change is
-//! rewritten:
+//! A small zero-copy walker checks the document against the JSON grammar (RFC
+//! 8259, with serde_json's nesting limit; the tests hold it to serde_json's
+//! verdicts) and copies it through, applying to each token the matches of the
+//! built-in pattern rules inside it (in [`Scan::Json`] mode, where no match runs
+//! past a `"`), so only what must change is rewritten. The literal-triggered
+//! rules are searched for in the whole document at once, where their SIMD
+//! search is fastest; the others look only inside the tokens that need it, so
+//! neither key colons nor the values of sensitive keys, which are replaced
+//! whole, are ever scanned:
 //!
 //! * the value of a sensitive key (any type but `null`) becomes a string token;
 //! * keys and other strings keep their contents but for the matches (strings
@@ -25,7 +28,7 @@ mod tokens;
 use std::borrow::Cow;
 
 use crate::mask::Splice;
-use crate::rules::{self, Hit, RuleId, Scan};
+use crate::rules::{Hit, RuleId, Scan};
 use crate::{Engine, OmitReason, Report};
 
 /// Deepest nesting accepted; the same limit as serde_json's.
@@ -50,11 +53,9 @@ pub(crate) fn redact<'a>(
     partial: bool,
     report: &mut Report,
 ) -> Result<Cow<'a, str>, OmitReason> {
-    // room for the matches of a typical body, so the vector rarely grows
-    let mut raw = Vec::with_capacity((src.len() / 32).clamp(16, 512));
+    let mut raw = Vec::new();
     eng.scanner()
-        .scan_builtin(src.as_bytes(), Scan::Json, &mut raw);
-    rules::finish(&mut raw);
+        .scan_literals(src.as_bytes(), 0..src.len(), Scan::Json, &mut raw);
     let mut w = Walker {
         eng,
         src,
@@ -112,7 +113,7 @@ struct Walker<'e, 'a, 'r> {
     b: &'a [u8],
     pos: usize,
     out: Splice<'a>,
-    /// Built-in matches in the whole document, sorted.
+    /// Matches of the literal rules in the whole document, sorted.
     raw: Vec<Hit>,
     /// The first of `raw` not yet applied.
     next_raw: usize,

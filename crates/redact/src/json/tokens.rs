@@ -4,7 +4,7 @@
 use super::strings::{decode, encode};
 use super::{Stop, Walker, SPECIAL};
 use crate::mask::Splice;
-use crate::rules::{self, Hit, LO};
+use crate::rules::{self, Scan, LO};
 use crate::{truncate, Loc};
 
 impl Walker<'_, '_, '_> {
@@ -106,10 +106,13 @@ impl Walker<'_, '_, '_> {
         let raw = self.raw_in(start + 1, end - 1);
         if !escaped {
             self.hits.clear();
-            for h in &self.raw[raw] {
+            self.eng
+                .scanner()
+                .scan_others(self.b, start + 1..end - 1, Scan::Json, &mut self.hits);
+            self.hits.extend_from_slice(&self.raw[raw]);
+            for h in &mut self.hits {
                 let (s, e) = (h.start.max(start + 1), h.end.min(end - 1));
-                self.hits
-                    .push(Hit::new(s - start - 1, e - start - 1, h.rule, h.hashable));
+                (h.start, h.end) = (s - start - 1, e - start - 1);
             }
             self.eng.scanner().scan_custom(content, &mut self.hits);
             if self.hits.is_empty() {
@@ -185,17 +188,19 @@ impl Walker<'_, '_, '_> {
             }
         }
         self.pos = p;
-        let raw = self.raw_in(start, p);
         if p == b.len() && self.partial {
             // the number may go on in the part of the body we do not have
             self.drop_from(start);
             return Err(Stop::Eof);
         }
-        match self
-            .raw
-            .get(raw.start)
-            .filter(|_| !raw.is_empty() && self.whole.is_none())
-        {
+        if self.whole.is_some() {
+            return Ok(());
+        }
+        self.hits.clear();
+        self.eng
+            .scanner()
+            .scan_others(b, start..p, Scan::Json, &mut self.hits);
+        match self.hits.first() {
             Some(&h) => {
                 // an integer that is a phone, ID or card number
                 let src = self.src;
@@ -224,7 +229,6 @@ impl Walker<'_, '_, '_> {
         let rest = &self.b[start..];
         if rest.starts_with(word) {
             self.pos += word.len();
-            self.raw_in(start, self.pos);
             Ok(())
         } else if word.starts_with(rest) {
             self.drop_from(start);

@@ -143,21 +143,72 @@ impl Scanner {
     /// Finds every match in `s`, merged and sorted, into `hits` (which is cleared).
     pub(crate) fn scan(&self, s: &str, hits: &mut Vec<Hit>) {
         hits.clear();
-        self.scan_builtin(s.as_bytes(), Scan::Text, hits);
+        self.scan_builtin(s.as_bytes(), 0..s.len(), Scan::Text, hits);
         self.scan_custom(s, hits);
         finish(hits);
     }
 
-    /// The built-in rules only, unsorted.
-    pub(crate) fn scan_builtin(&self, hay: &[u8], mode: Scan, hits: &mut Vec<Hit>) {
+    /// The built-in rules only, unsorted: the matches that start in `range`.
+    /// The bytes around the range are context (what precedes a number, the
+    /// name before a `=`), exactly as when the whole of `hay` is scanned; in
+    /// [`Scan::Json`] mode a range that ends before a value's opening quote and
+    /// one that starts after its closing quote find what a whole scan finds
+    /// outside the value.
+    pub(crate) fn scan_builtin(
+        &self,
+        hay: &[u8],
+        range: std::ops::Range<usize>,
+        mode: Scan,
+        hits: &mut Vec<Hit>,
+    ) {
+        self.scan_literals(hay, range.clone(), mode, hits);
+        self.scan_others(hay, range, mode, hits);
+    }
+
+    /// The literal-triggered rules of [`Scanner::scan_builtin`] only, sorted.
+    /// Their SIMD search pays off on long ranges: a JSON body is searched for
+    /// them once, whole.
+    pub(crate) fn scan_literals(
+        &self,
+        hay: &[u8],
+        range: std::ops::Range<usize>,
+        mode: Scan,
+        hits: &mut Vec<Hit>,
+    ) {
         if let Some(l) = &self.literals {
-            l.scan(hay, mode, hits);
+            l.scan(hay, range, mode, hits);
         }
-        if self.anchors.any() {
-            self.anchors.scan(hay, self.enabled, mode, hits);
+    }
+
+    /// The other rules of [`Scanner::scan_builtin`]: anchored and digit rules.
+    pub(crate) fn scan_others(
+        &self,
+        hay: &[u8],
+        range: std::ops::Range<usize>,
+        mode: Scan,
+        hits: &mut Vec<Hit>,
+    ) {
+        let (anchors, numbers) = if range.len() <= SHORT_RANGE {
+            // a short range (a JSON key or string) usually has neither a
+            // separator nor a digit: one test of its words before any search
+            let (mut seps, mut nums) = (0, 0);
+            let mut i = range.start;
+            while i < range.end {
+                let x = word_at(&hay[..range.end], i);
+                seps |= in_range(x, b':', b'@');
+                nums |= in_range(x, b'0', b'9') | in_range(x, b'(', b'+');
+                i += 8;
+            }
+            (seps != 0, nums != 0)
+        } else {
+            (true, true)
+        };
+        if anchors && self.anchors.any() {
+            self.anchors
+                .scan(hay, range.clone(), self.enabled, mode, hits);
         }
-        if self.numbers.any() {
-            numbers::scan(hay, self.numbers, hits);
+        if numbers && self.numbers.any() {
+            numbers::scan(hay, range, self.numbers, hits);
         }
     }
 
@@ -174,6 +225,10 @@ impl Scanner {
         }
     }
 }
+
+/// Ranges up to this long are tested for separators and digits before they are
+/// searched.
+const SHORT_RANGE: usize = 64;
 
 /// Sorts and merges hits. Of hits with the same span, the lowest rule id (the
 /// most specific pattern) names the replacement.
@@ -212,6 +267,29 @@ fn merge(hits: &mut Vec<Hit>) {
 
 /// `0x01` in every byte of a word, for SWAR (eight bytes at a time) tests.
 pub(crate) const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = LO << 7;
+
+/// The high bit of every byte of `x` that lies in `a..=b` (both below 0x80).
+pub(crate) fn in_range(x: u64, a: u8, b: u8) -> u64 {
+    let low = x & !HI; // each byte <= 0x7f, so the additions below never carry
+    let at_least_a = low + LO * u64::from(0x80 - a);
+    let above_b = low + LO * u64::from(0x7f - b);
+    at_least_a & !above_b & !x & HI
+}
+
+/// The little-endian word of the eight bytes of `hay` from `i` on, zero-padded
+/// past its end.
+pub(crate) fn word_at(hay: &[u8], i: usize) -> u64 {
+    match hay.get(i..i + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
+        None => {
+            let mut w = [0u8; 8];
+            let tail = hay.get(i..).unwrap_or_default();
+            w[..tail.len()].copy_from_slice(tail);
+            u64::from_le_bytes(w)
+        }
+    }
+}
 
 pub(crate) fn is_alnum(b: u8) -> bool {
     b.is_ascii_alphanumeric()
@@ -263,6 +341,53 @@ mod tests {
                 Hit::new(10, 12, JWT, false)
             ]
         );
+    }
+
+    fn all() -> Scanner {
+        let en = (0..FIRST_CUSTOM - 1).fold(Enabled::default(), Enabled::with);
+        Scanner::new(en, None)
+    }
+
+    /// The JSON walker scans the literal rules over the whole document and the
+    /// others token by token: together they must find, in a token, exactly what
+    /// one scan of the whole document finds there.
+    fn token_scan_agrees(doc: &str, token: std::ops::Range<usize>) -> Result<(), String> {
+        let sc = all();
+        let hay = doc.as_bytes();
+        let mut whole = Vec::new();
+        sc.scan_builtin(hay, 0..hay.len(), Scan::Json, &mut whole);
+        whole.retain(|h| token.contains(&h.start));
+        finish(&mut whole);
+        let mut split = Vec::new();
+        sc.scan_literals(hay, 0..hay.len(), Scan::Json, &mut split);
+        split.retain(|h| token.contains(&h.start));
+        sc.scan_others(hay, token.clone(), Scan::Json, &mut split);
+        finish(&mut split);
+        if whole == split {
+            Ok(())
+        } else {
+            Err(format!("{doc:?}: whole {whole:?}, token {split:?}"))
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_token_alone_is_scanned_as_in_the_whole_document(
+            before in "[a-z0-9 :=@]{0,12}",
+            // strings with the bytes the rules look for, around and across the
+            // 64-byte line between the short and the long search
+            value in "([a-zA-Z0-9 +()@:=>/?&._-]|sk-|AKIA|eyJ|cid|ding|Bearer |token=|://|\\$:LWCP_v1:\\$|1[3-9][0-9]{9}|6222021234567890128|\\+86 ){0,40}",
+            number in "-?[1-9][0-9]{0,18}",
+        ) {
+            let doc = format!("{{\"{before}\": \"{value}\", \"n\": {number}}}");
+            let vs = before.len() + 6;
+            let ve = vs + value.len();
+            token_scan_agrees(&doc, vs..ve).map_err(proptest::test_runner::TestCaseError::fail)?;
+            let key = 2..2 + before.len();
+            token_scan_agrees(&doc, key).map_err(proptest::test_runner::TestCaseError::fail)?;
+            let ns = doc.len() - 1 - number.len();
+            token_scan_agrees(&doc, ns..doc.len() - 1).map_err(proptest::test_runner::TestCaseError::fail)?;
+        }
     }
 
     #[test]

@@ -45,23 +45,13 @@ const MAX_GROUPS: usize = 8;
 /// Longest digit string worth classifying (`0086` + 11, or 19 + slack).
 const MAX_DIGITS: usize = 24;
 
-use super::LO;
-
-const HI: u64 = LO << 7;
-
-/// The high bit of every byte of `x` that lies in `a..=b` (both below 0x80).
-fn in_range(x: u64, a: u8, b: u8) -> u64 {
-    let low = x & !HI; // each byte <= 0x7f, so the additions below never carry
-    let at_least_a = low + LO * u64::from(0x80 - a);
-    let above_b = low + LO * u64::from(0x7f - b);
-    at_least_a & !above_b & !x & HI
-}
+use super::{in_range, word_at, LO};
 
 /// The high bit of every byte of the word `x` (eight bytes, little-endian) that
 /// can start a candidate: a digit not preceded by an ASCII letter or digit
 /// (`prev_alnum` tells about the byte before the word), a `+` or a `(`.
-fn starts(x: u64, prev_alnum: bool) -> u64 {
-    let digit = in_range(x, b'0', b'9');
+/// `digit` is `in_range(x, b'0', b'9')`, which the caller has at hand.
+fn starts(x: u64, digit: u64, prev_alnum: bool) -> u64 {
     // setting 0x20 maps `A-Z` onto `a-z` and nothing else there
     let alnum = digit | in_range(x | (LO * 0x20), b'a', b'z');
     let sign = in_range(x, b'+', b'+') | in_range(x, b'(', b'(');
@@ -69,28 +59,26 @@ fn starts(x: u64, prev_alnum: bool) -> u64 {
     (digit & !alnum_before) | sign
 }
 
-/// Appends the digit-rule hits in `hay`.
-pub(crate) fn scan(hay: &[u8], rules: NumRules, hits: &mut Vec<Hit>) {
-    let n = hay.len();
-    let mut i = 0;
+/// Appends the digit-rule hits of the candidates starting in `range`.
+pub(crate) fn scan(
+    hay: &[u8],
+    range: std::ops::Range<usize>,
+    rules: NumRules,
+    hits: &mut Vec<Hit>,
+) {
+    let (mut i, n) = (range.start, range.end);
     'words: while i < n {
         // eight bytes at a time (zero-padded at the end)
-        let x = match hay.get(i..i + 8) {
-            Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
-            None => {
-                let mut w = [0u8; 8];
-                w[..n - i].copy_from_slice(&hay[i..]);
-                u64::from_le_bytes(w)
-            }
-        };
-        // most words have no digit, `+` or `(` at all: a cheaper test first, for
-        // any byte in `(`..=`9` (which holds all three)
-        if in_range(x, b'(', b'9') == 0 {
+        let x = word_at(hay, i);
+        // most words have no digit, `+` or `(` at all: a cheaper test first
+        // (`(`..=`+` also holds `)` and `*`, which `starts` then drops)
+        let digit = in_range(x, b'0', b'9');
+        if digit | in_range(x, b'(', b'+') == 0 {
             i += 8;
             continue;
         }
         let prev_alnum = i > 0 && is_alnum(hay[i - 1]);
-        let mut m = starts(x, prev_alnum);
+        let mut m = starts(x, digit, prev_alnum);
         while m != 0 {
             let pos = i + (m.trailing_zeros() / 8) as usize;
             if pos >= n {
@@ -279,7 +267,7 @@ mod tests {
 
     fn found(s: &str) -> Vec<(&str, &'static str)> {
         let mut hits = Vec::new();
-        scan(s.as_bytes(), all(), &mut hits);
+        scan(s.as_bytes(), 0..s.len(), all(), &mut hits);
         hits.iter()
             .map(|h| (&s[h.start..h.end], crate::rules::BUILTIN[h.rule as usize]))
             .collect()
@@ -370,7 +358,8 @@ mod tests {
     fn disabled_rules_do_not_match() {
         let only_bank = NumRules::new(Enabled::default().with(BANK_CARD));
         let mut hits = Vec::new();
-        scan(b"13812345678 11010519491231002X", only_bank, &mut hits);
+        let s = b"13812345678 11010519491231002X";
+        scan(s, 0..s.len(), only_bank, &mut hits);
         assert!(hits.is_empty());
     }
 
@@ -397,7 +386,8 @@ mod tests {
                     let mut w = [fill; 8];
                     w[k] = b;
                     for prev in [false, true] {
-                        let got = starts(u64::from_le_bytes(w), prev);
+                        let x = u64::from_le_bytes(w);
+                        let got = starts(x, in_range(x, b'0', b'9'), prev);
                         assert_eq!(got, naive(&w, prev), "{w:?} prev {prev}");
                     }
                 }
