@@ -6,7 +6,9 @@
 //!   (placeholders filled with synthetic identifiers), each redacted as a JSON body;
 //! * `model_json`: the model-gateway request/response fixtures, as JSON bodies;
 //! * `text`: a chat transcript with identifiers on most lines, as free text;
-//! * `no_match`: prose without anything to redact, as free text.
+//! * `no_match`: prose without anything to redact, as free text;
+//! * `callbacks_serde_json_parse_only`: a yardstick, not redaction: the same
+//!   callbacks merely parsed by serde_json, measured in the same run.
 
 use std::hint::black_box;
 
@@ -166,6 +168,22 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+
+    // a yardstick measured in the same run, for a figure that does not move
+    // with the machine: only parsing the same callbacks into a serde_json
+    // value, which redaction (a full grammar check, matching and rewriting)
+    // should not be much slower than
+    g.throughput(Throughput::Bytes(
+        callbacks.iter().map(|b| b.len() as u64).sum(),
+    ));
+    g.bench_function("callbacks_serde_json_parse_only", |b| {
+        b.iter(|| {
+            for body in &callbacks {
+                let v: serde_json::Value = serde_json::from_str(black_box(body)).expect("JSON");
+                black_box(v);
+            }
+        })
+    });
 
     for (name, text) in [("text", transcript()), ("no_match", prose())] {
         g.throughput(Throughput::Bytes(text.len() as u64));
