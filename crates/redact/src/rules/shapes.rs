@@ -73,40 +73,76 @@ pub(crate) fn jwt(hay: &[u8], s: usize) -> Option<Hit> {
     ((segments > 1 && l1 >= 10) || l1 >= 20).then(|| Hit::new(s, end, JWT, false))
 }
 
+/// What the body of a provider key is made of: bits of [`BODY`].
+#[derive(Debug, Clone, Copy)]
+struct Body(u8);
+
+const ALNUM: Body = Body(1);
+const UPPER_DIGIT: Body = Body(2);
+const B64URL: Body = Body(4);
+const ALNUM_UNDERSCORE: Body = Body(8);
+const ALNUM_DASH: Body = Body(16);
+
+/// Per byte, the [`Body`] kinds it belongs to: one lookup per byte of a key
+/// body instead of a call through a function pointer.
+static BODY: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let (upper, lower, digit) = (
+            c.is_ascii_uppercase(),
+            c.is_ascii_lowercase(),
+            c.is_ascii_digit(),
+        );
+        let alnum = upper || lower || digit;
+        let mut k = 0;
+        if alnum {
+            k |= ALNUM.0 | B64URL.0 | ALNUM_UNDERSCORE.0 | ALNUM_DASH.0;
+        }
+        if upper || digit {
+            k |= UPPER_DIGIT.0;
+        }
+        if c == b'_' {
+            k |= B64URL.0 | ALNUM_UNDERSCORE.0;
+        }
+        if c == b'-' {
+            k |= B64URL.0 | ALNUM_DASH.0;
+        }
+        t[b] = k;
+        b += 1;
+    }
+    t
+};
+
+impl Body {
+    fn has(self, b: u8) -> bool {
+        BODY[usize::from(b)] & self.0 != 0
+    }
+}
+
 /// A provider key prefix, the bytes its key body is made of, and the shortest body.
-type Provider = (&'static [u8], fn(u8) -> bool, usize);
+type Provider = (&'static [u8], Body, usize);
 
 /// Provider key prefixes (exact case) and what follows them.
 const PROVIDERS: &[Provider] = &[
-    (b"sk-", is_b64url, 20),
-    (b"AKID", |b| b.is_ascii_alphanumeric(), 13),
-    (b"LTAI", |b| b.is_ascii_alphanumeric(), 12),
-    (
-        b"AKIA",
-        |b| b.is_ascii_uppercase() || b.is_ascii_digit(),
-        16,
-    ),
-    (
-        b"ASIA",
-        |b| b.is_ascii_uppercase() || b.is_ascii_digit(),
-        16,
-    ),
-    (b"ghp_", |b| b.is_ascii_alphanumeric(), 30),
-    (b"gho_", |b| b.is_ascii_alphanumeric(), 30),
-    (b"ghu_", |b| b.is_ascii_alphanumeric(), 30),
-    (b"ghs_", |b| b.is_ascii_alphanumeric(), 30),
-    (b"ghr_", |b| b.is_ascii_alphanumeric(), 30),
-    (
-        b"github_pat_",
-        |b| b.is_ascii_alphanumeric() || b == b'_',
-        30,
-    ),
-    (b"xoxa-", |b| b.is_ascii_alphanumeric() || b == b'-', 10),
-    (b"xoxb-", |b| b.is_ascii_alphanumeric() || b == b'-', 10),
-    (b"xoxp-", |b| b.is_ascii_alphanumeric() || b == b'-', 10),
-    (b"xoxr-", |b| b.is_ascii_alphanumeric() || b == b'-', 10),
-    (b"AIza", is_b64url, 30),
-    (b"glpat-", is_b64url, 20),
+    (b"sk-", B64URL, 20),
+    (b"AKID", ALNUM, 13),
+    (b"LTAI", ALNUM, 12),
+    (b"AKIA", UPPER_DIGIT, 16),
+    (b"ASIA", UPPER_DIGIT, 16),
+    (b"ghp_", ALNUM, 30),
+    (b"gho_", ALNUM, 30),
+    (b"ghu_", ALNUM, 30),
+    (b"ghs_", ALNUM, 30),
+    (b"ghr_", ALNUM, 30),
+    (b"github_pat_", ALNUM_UNDERSCORE, 30),
+    (b"xoxa-", ALNUM_DASH, 10),
+    (b"xoxb-", ALNUM_DASH, 10),
+    (b"xoxp-", ALNUM_DASH, 10),
+    (b"xoxr-", ALNUM_DASH, 10),
+    (b"AIza", B64URL, 30),
+    (b"glpat-", B64URL, 20),
 ];
 
 /// `sk-…`, `AKID…`, `LTAI…`, `AKIA…`/`ASIA…`, `ghp_…`, `github_pat_…`, `xoxb-…`, …
@@ -122,10 +158,10 @@ pub(crate) fn provider(hay: &[u8], s: usize, e: usize) -> Option<Hit> {
     let lit = &hay[s..e];
     let &(_, body, min) = PROVIDERS.iter().find(|(p, _, _)| *p == lit)?;
     // glued to what comes before (also `sk-sk-…`: no re-scan of the same run)
-    if s > 0 && (body(hay[s - 1]) || is_b64url(hay[s - 1])) {
+    if s > 0 && (body.has(hay[s - 1]) || is_b64url(hay[s - 1])) {
         return None;
     }
-    let l = run(hay, e, body);
+    let l = run(hay, e, |b| body.has(b));
     let v = &hay[e..e + l];
     // cloud access key ids are distinctive enough by prefix and length; the
     // others must look random (`sk-`: contain a digit)
@@ -187,6 +223,21 @@ pub(crate) fn userinfo(hay: &[u8], e: usize) -> Option<Hit> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn body_kinds_are_the_byte_classes_they_name() {
+        for b in 0..=255u8 {
+            let alnum = b.is_ascii_alphanumeric();
+            assert_eq!(super::ALNUM.has(b), alnum);
+            assert_eq!(
+                super::UPPER_DIGIT.has(b),
+                b.is_ascii_uppercase() || b.is_ascii_digit()
+            );
+            assert_eq!(super::B64URL.has(b), super::is_b64url(b));
+            assert_eq!(super::ALNUM_UNDERSCORE.has(b), alnum || b == b'_');
+            assert_eq!(super::ALNUM_DASH.has(b), alnum || b == b'-');
+        }
+    }
+
     use super::*;
 
     fn at(s: &str, lit: &str) -> usize {
