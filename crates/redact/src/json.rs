@@ -80,6 +80,16 @@ pub(crate) fn redact<'a>(
     Ok(w.out.finish_at(end))
 }
 
+/// The position of the first byte from `pos` on that is not JSON whitespace.
+#[inline]
+fn skip_blanks(b: &[u8], mut pos: usize) -> usize {
+    // most tokens follow each other with no blank, or one space, between them
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
 /// Why the walk stopped early.
 #[derive(Debug)]
 enum Stop {
@@ -135,11 +145,7 @@ impl Walker<'_, '_, '_> {
         let mut depth: u32 = 0;
         let mut st = St::Value;
         loop {
-            let rest = &self.b[self.pos..];
-            self.pos += rest
-                .iter()
-                .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-                .unwrap_or(rest.len());
+            self.pos = skip_blanks(self.b, self.pos);
             let Some(&c) = self.b.get(self.pos) else {
                 return match (depth, st) {
                     (0, St::After) => Ok(()),

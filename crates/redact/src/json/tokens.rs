@@ -4,20 +4,29 @@
 use super::strings::{decode, encode};
 use super::{Stop, Walker, SPECIAL};
 use crate::mask::Splice;
-use crate::rules::{self, Scan, LO};
+use crate::rules::{self, in_range, Scan, LO};
 use crate::{truncate, Loc};
 
 impl Walker<'_, '_, '_> {
     /// Checks the string token at `self.pos` (an opening quote) up to its end:
-    /// `(end after the closing quote, has escapes)`.
-    fn string_end(&self) -> Result<(usize, bool), Stop> {
+    /// `(end after the closing quote, has escapes, what it holds)`.
+    /// What it holds is noted only when it will be pattern-redacted (not
+    /// inside a value that is replaced whole).
+    fn string_end(&self) -> Result<(usize, bool, Holds), Stop> {
         let b = self.b;
         let mut p = self.pos + 1;
         let mut escaped = false;
+        let mut holds = Holds::default();
+        let note = self.whole.is_none();
         loop {
-            p += special(&b[p..]).ok_or(Stop::Eof)?;
+            let at = if note {
+                special::<true>(&b[p..], &mut holds)
+            } else {
+                special::<false>(&b[p..], &mut holds)
+            };
+            p += at.ok_or(Stop::Eof)?;
             match b[p] {
-                b'"' => return Ok((p + 1, escaped)),
+                b'"' => return Ok((p + 1, escaped, holds)),
                 b'\\' => {}
                 _ => return Err(Stop::Invalid), // control characters must be escaped
             }
@@ -44,7 +53,7 @@ impl Walker<'_, '_, '_> {
     /// through the patterns.
     pub(super) fn key(&mut self) -> Result<(), Stop> {
         let start = self.pos;
-        let (end, escaped) = self.string_end().inspect_err(|_| self.drop_from(start))?;
+        let (end, escaped, holds) = self.string_end().inspect_err(|_| self.drop_from(start))?;
         if self.whole.is_none() {
             let src = self.src;
             let content = &src[start + 1..end - 1];
@@ -54,14 +63,10 @@ impl Walker<'_, '_, '_> {
             } else {
                 self.eng.sensitive_name(content.as_bytes(), false)
             };
-            self.redact_string(start, end, escaped);
+            self.redact_string(start, end, escaped, holds);
         }
         self.pos = end;
-        let rest = &self.b[end..];
-        self.pos += rest
-            .iter()
-            .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-            .unwrap_or(rest.len());
+        self.pos = super::skip_blanks(self.b, end);
         match self.b.get(self.pos) {
             Some(b':') => {
                 self.pos += 1;
@@ -82,9 +87,9 @@ impl Walker<'_, '_, '_> {
     pub(super) fn string(&mut self) -> Result<(), Stop> {
         let start = self.pos;
         match self.string_end() {
-            Ok((end, escaped)) => {
+            Ok((end, escaped, holds)) => {
                 if self.whole.is_none() {
-                    self.redact_string(start, end, escaped);
+                    self.redact_string(start, end, escaped, holds);
                 }
                 self.pos = end;
                 Ok(())
@@ -100,20 +105,27 @@ impl Walker<'_, '_, '_> {
     }
 
     /// Pattern-redacts the string token `[start, end)` in place.
-    fn redact_string(&mut self, start: usize, end: usize, escaped: bool) {
+    fn redact_string(&mut self, start: usize, end: usize, escaped: bool, holds: Holds) {
         let src = self.src;
         let content = &src[start + 1..end - 1];
         let raw = self.raw_in(start + 1, end - 1);
         if !escaped {
             self.hits.clear();
-            self.eng
-                .scanner()
-                .scan_others(self.b, start + 1..end - 1, Scan::Json, &mut self.hits);
+            self.eng.scanner().scan_others_holding(
+                self.b,
+                start + 1..end - 1,
+                Scan::Json,
+                (holds.separators(), holds.digits()),
+                &mut self.hits,
+            );
             self.hits.extend_from_slice(&self.raw[raw]);
-            for h in &mut self.hits {
+            // matches never run past a string's quotes; should one, only
+            // what lies inside the string is this token's to replace
+            self.hits.retain_mut(|h| {
                 let (s, e) = (h.start.max(start + 1), h.end.min(end - 1));
-                (h.start, h.end) = (s - start - 1, e - start - 1);
-            }
+                (h.start, h.end) = (s.saturating_sub(start + 1), e.saturating_sub(start + 1));
+                s < e
+            });
             self.eng.scanner().scan_custom(content, &mut self.hits);
             if self.hits.is_empty() {
                 return;
@@ -197,9 +209,14 @@ impl Walker<'_, '_, '_> {
             return Ok(());
         }
         self.hits.clear();
-        self.eng
-            .scanner()
-            .scan_others(b, start..p, Scan::Json, &mut self.hits);
+        // a number holds digits and no separator
+        self.eng.scanner().scan_others_holding(
+            b,
+            start..p,
+            Scan::Json,
+            (false, true),
+            &mut self.hits,
+        );
         match self.hits.first() {
             Some(&h) => {
                 // an integer that is a phone, ID or card number
@@ -239,31 +256,86 @@ impl Walker<'_, '_, '_> {
     }
 }
 
+/// What the contents of a string hold that the anchored and digit rules look
+/// for, noted while its end is searched for (so that a string with neither, as
+/// most keys are, is never scanned again): high bits of the bytes in `:`..=`@`
+/// (`:`, `=`, `>`, `@` and the rarer `;`, `<`, `?`) and of digits, `+` and `(`
+/// (`(`..=`+` also holds `)` and `*`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Holds {
+    separators: u64,
+    digits: u64,
+}
+
+impl Holds {
+    #[inline(always)]
+    fn add(&mut self, x: u64) {
+        self.separators |= in_range(x, b':', b'@');
+        self.digits |= in_range(x, b'0', b'9') | in_range(x, b'(', b'+');
+    }
+
+    pub(super) fn separators(self) -> bool {
+        self.separators != 0
+    }
+
+    pub(super) fn digits(self) -> bool {
+        self.digits != 0
+    }
+}
+
+#[inline(always)]
+fn add<const NOTE: bool>(holds: &mut Holds, x: u64) {
+    if NOTE {
+        holds.add(x);
+    }
+}
+
+/// The bytes of `x` before byte `k` (little-endian), the others zero.
+fn before(x: u64, k: u32) -> u64 {
+    x & ((1u64 << (k * 8)) - 1)
+}
+
 /// Position of the first `"`, `\\` or control character: sixteen, then eight bytes
-/// at a time, then byte by byte in the last few.
-fn special(s: &[u8]) -> Option<usize> {
+/// at a time, then byte by byte in the last few. What the bytes before it hold
+/// is added to `holds`.
+fn special<const NOTE: bool>(s: &[u8], holds: &mut Holds) -> Option<usize> {
     let word = |i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
     let mut i = 0;
     while i + 16 <= s.len() {
-        let (a, b) = (stops(word(i)), stops(word(i + 8)));
+        let (x, y) = (word(i), word(i + 8));
+        let (a, b) = (stops(x), stops(y));
         if a | b != 0 {
-            let at = if a != 0 { a } else { b };
-            return Some(i + usize::from(a == 0) * 8 + (at.trailing_zeros() / 8) as usize);
+            if a != 0 {
+                let k = a.trailing_zeros() / 8;
+                add::<NOTE>(holds, before(x, k));
+                return Some(i + k as usize);
+            }
+            let k = b.trailing_zeros() / 8;
+            add::<NOTE>(holds, x);
+            add::<NOTE>(holds, before(y, k));
+            return Some(i + 8 + k as usize);
         }
+        add::<NOTE>(holds, x);
+        add::<NOTE>(holds, y);
         i += 16;
     }
     while let Some(chunk) = s.get(i..i + 8) {
         let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         let m = stops(x);
         if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
+            let k = m.trailing_zeros() / 8;
+            add::<NOTE>(holds, before(x, k));
+            return Some(i + k as usize);
         }
+        add::<NOTE>(holds, x);
         i += 8;
     }
-    s[i..]
-        .iter()
-        .position(|&c| SPECIAL[usize::from(c)])
-        .map(|p| i + p)
+    let at = s[i..].iter().position(|&c| SPECIAL[usize::from(c)]);
+    let tail = &s[i..at.map_or(s.len(), |p| i + p)];
+    let mut w = [0u8; 8];
+    w[..tail.len()].copy_from_slice(tail);
+    add::<NOTE>(holds, u64::from_le_bytes(w));
+    at.map(|p| i + p)
 }
 
 /// The high bit of every byte of `x` that is `"`, `\\` or a control character
@@ -280,7 +352,7 @@ fn stops(x: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::special;
+    use super::{special, Holds};
 
     #[test]
     fn special_finds_the_first_stop_byte() {
@@ -288,15 +360,38 @@ mod tests {
         let mut cases: Vec<Vec<u8>> = vec![b"".to_vec(), b"plain text, no stop".to_vec()];
         for stop in [b'"', b'\\', 0, 0x1f, b'\n'] {
             for at in 0..20 {
-                for fill in [b'a', 0x20, 0x21, 0x7f, 0x80, 0xe4, 0xff] {
+                for fill in [
+                    b'a', 0x20, 0x21, 0x7f, 0x80, 0xe4, 0xff, b'5', b':', b'@', b'+',
+                ] {
                     let mut v = vec![fill; 20];
                     v[at] = stop;
                     cases.push(v);
                 }
             }
         }
+        // one separator or digit before, at or after the stop
+        for at in 0..20 {
+            for mark_at in 0..20 {
+                for mark in [b':', b'=', b'@', b'>', b'7', b'+', b'('] {
+                    let mut v = vec![b'a'; 20];
+                    v[mark_at] = mark;
+                    v[at] = b'"';
+                    cases.push(v);
+                }
+            }
+        }
         for c in cases {
-            assert_eq!(special(&c), naive(&c), "{c:?}");
+            let mut holds = Holds::default();
+            let at = special::<true>(&c, &mut holds);
+            assert_eq!(at, naive(&c), "{c:?}");
+            // what the bytes before the stop hold, and nothing after it
+            let before = &c[..at.unwrap_or(c.len())];
+            let seps = before.iter().any(|b| (b':'..=b'@').contains(b));
+            let digits = before
+                .iter()
+                .any(|b| b.is_ascii_digit() || (b'('..=b'+').contains(b));
+            assert_eq!(holds.separators(), seps, "{c:?}");
+            assert_eq!(holds.digits(), digits, "{c:?}");
         }
     }
 }

@@ -63,6 +63,9 @@ pub(crate) fn separator(hay: &[u8], p: usize, en: Enabled, mode: Scan) -> Option
     v += run(hay, v, blank).min(8);
     let bs = usize::from(hay.get(v) == Some(&b'\\'));
     let (v, quote) = match hay.get(v + bs) {
+        // in JSON text a bare `"` ends the string the separator is in: what
+        // follows is another token, not this name's value
+        Some(b'"') if mode == Scan::Json && bs == 0 => return None,
         Some(&q @ (b'"' | b'\'')) => (v + bs + 1, Some(q)),
         _ => (v, None),
     };
