@@ -51,10 +51,29 @@ use super::LO;
 pub(crate) struct Class(u8);
 
 impl Class {
+    #[inline]
     pub(crate) fn of(name: &[u8]) -> Class {
-        // most sensitive keys are listed names written without separators
-        // (`senderStaffId`): one hash probe; everything else walks the trie
-        EXACT.get(name).unwrap_or_else(|| TRIE.classify(name))
+        let (&[.., prev, last], ..=MAX_BYTES) = (name, name.len()) else {
+            // short names, and long ones that are never sensitive
+            return TRIE.classify(name);
+        };
+        // the first two steps of the walk in one lookup: most names that are
+        // not listed leave the trie there (`msgtype`, `createAt`)
+        let pair =
+            PAIRS[usize::from(FOLD[usize::from(last)])][usize::from(FOLD[usize::from(prev)])];
+        if pair.node == DEAD {
+            return pair.class;
+        }
+        // most of the rest are listed names written without separators
+        // (`senderStaffId`): one hash probe instead of a step per byte, when a
+        // listed name of that length has those last two letters (the length
+        // is taken mod 32, the probe compares it anyway)
+        if pair.lens >> (name.len() % 32) & 1 != 0 {
+            if let Some(class) = EXACT.get(name) {
+                return class;
+            }
+        }
+        TRIE.walk(pair.node, &name[..name.len() - 2])
     }
 
     fn has(self, flags: u8) -> bool {
@@ -185,15 +204,21 @@ const WEBHOOK: u8 = 64; // ends with `webhook`
 
 /// Longest name classified; longer ones are never sensitive by name.
 const MAX_NAME: usize = 64;
+/// Longest name walked through the trie, separators included.
+const MAX_BYTES: usize = MAX_NAME * 2;
 
-/// The listed names, reversed, in a trie with a dense transition table over
-/// `a`–`z` (about 300 nodes, 17 KiB): classifying a name costs one lookup per
-/// byte, and stops at the first byte no listed name has there.
-struct Trie {
-    /// Per node: the child for each letter (0: none), flags of names ending here
-    /// as a suffix, flags of names ending here exactly.
-    nodes: Vec<([u16; 26], u8, u8)>,
-}
+/// Every list with its flag, and whether a name must be the listed name
+/// exactly (otherwise it need only end with it).
+const LISTS: [(&[&str], u8, bool); 8] = [
+    (DINGTALK_KEYS, DT_KEY, true),
+    (DINGTALK_CREDENTIALS, DT_CRED, true),
+    (DINGTALK_TEXT, DT_TEXT, false),
+    (PASSWORD, PASS, false),
+    (CREDENTIAL, CRED, false),
+    (URL_PARAMS, URL, true),
+    (&["sessionid", "sessid"], URL, false),
+    (&["webhook"], WEBHOOK, false),
+];
 
 fn letter(b: u8) -> Option<usize> {
     b.is_ascii_alphabetic()
@@ -204,6 +229,8 @@ fn letter(b: u8) -> Option<usize> {
 const SKIP: u8 = 26;
 /// [`FOLD`] of a byte no listed name has.
 const OTHER: u8 = 27;
+/// Values of [`FOLD`]: the columns of the trie.
+const COLS: usize = 28;
 
 /// Per byte: its letter index (`a`/`A` = 0), [`SKIP`] or [`OTHER`].
 static FOLD: [u8; 256] = {
@@ -220,170 +247,248 @@ static FOLD: [u8; 256] = {
     t
 };
 
-static TRIE: std::sync::LazyLock<Trie> = std::sync::LazyLock::new(|| {
-    let mut nodes = vec![([0u16; 26], 0u8, 0u8)];
-    let lists: [(&[&str], u8, bool); 8] = [
-        (DINGTALK_KEYS, DT_KEY, true),
-        (DINGTALK_CREDENTIALS, DT_CRED, true),
-        (DINGTALK_TEXT, DT_TEXT, false),
-        (PASSWORD, PASS, false),
-        (CREDENTIAL, CRED, false),
-        (URL_PARAMS, URL, true),
-        (&["sessionid", "sessid"], URL, false),
-        (&["webhook"], WEBHOOK, false),
-    ];
-    for (list, flag, exact) in lists {
-        for word in list {
-            let mut node = 0;
-            for &b in word.as_bytes().iter().rev() {
-                let l = letter(b).expect("listed names are letters");
-                if nodes[node].0[l] == 0 {
-                    nodes.push(([0; 26], 0, 0));
-                    nodes[node].0[l] = u16::try_from(nodes.len() - 1).expect("a small trie");
-                }
-                node = usize::from(nodes[node].0[l]);
-            }
-            if exact {
-                nodes[node].2 |= flag;
-            } else {
-                nodes[node].1 |= flag;
-            }
-        }
-    }
-    Trie { nodes }
-});
+/// The node every walk that left the trie is in: all its transitions lead
+/// back to it, so the walk needs no test for separators or other bytes.
+const DEAD: u16 = 0;
+/// The node of the empty suffix, where every walk starts.
+const ROOT: u16 = 1;
 
-impl Trie {
-    fn classify(&self, name: &[u8]) -> Class {
-        if name.len() > MAX_NAME * 2 {
+/// One node of the [`Trie`], standing for a suffix of listed names.
+#[derive(Clone, Copy)]
+struct Node {
+    /// The node one byte further back, per [`FOLD`] value: [`DEAD`] for `OTHER`
+    /// and letters no listed name has there, this node itself for `SKIP`.
+    next: [u16; COLS],
+    /// Flags of the names that are suffixes of this one (as the walk
+    /// collects them on the way here): the class of a longer name that
+    /// leaves the trie here.
+    suffix: u8,
+    /// `suffix` and the flags of names that are exactly this one: the class of
+    /// a name whose walk ends here.
+    whole: u8,
+}
+
+/// The listed names, reversed, in a trie with a dense transition table
+/// (about 280 nodes, 16 KiB), built at compile time: classifying a name costs
+/// one lookup per byte, and stops at the first byte no listed name has there.
+struct Trie<const N: usize> {
+    nodes: [Node; N],
+}
+
+/// Room for the trie while it is built; [`NODES`] is what it needs.
+const ROOM: usize = 1024;
+
+impl<const N: usize> Trie<N> {
+    /// The trie of [`LISTS`] (panics at compile time when `N` is too small)
+    /// and the number of nodes it has.
+    const fn build() -> (Trie<N>, usize) {
+        let empty = Node {
+            next: [DEAD; COLS],
+            suffix: 0,
+            whole: 0,
+        };
+        let mut nodes = [empty; N];
+        nodes[ROOT as usize].next[SKIP as usize] = ROOT;
+        let mut len = ROOT as usize + 1;
+        let mut l = 0;
+        while l < LISTS.len() {
+            let (list, flag, exact) = LISTS[l];
+            let mut w = 0;
+            while w < list.len() {
+                let word = list[w].as_bytes();
+                let mut node = ROOT as usize;
+                let mut i = word.len();
+                while i > 0 {
+                    i -= 1;
+                    assert!(word[i].is_ascii_lowercase(), "listed names are letters");
+                    let c = (word[i] - b'a') as usize;
+                    if nodes[node].next[c] == DEAD {
+                        assert!(len < N, "room for the trie");
+                        nodes[len].next[SKIP as usize] = len as u16;
+                        nodes[node].next[c] = len as u16;
+                        len += 1;
+                    }
+                    node = nodes[node].next[c] as usize;
+                }
+                if exact {
+                    nodes[node].whole |= flag;
+                } else {
+                    nodes[node].suffix |= flag;
+                }
+                w += 1;
+            }
+            l += 1;
+        }
+        // collect suffix flags along every path (parents come before children)
+        let mut node = ROOT as usize;
+        while node < len {
+            nodes[node].whole |= nodes[node].suffix;
+            let mut c = 0;
+            while c < 26 {
+                let child = nodes[node].next[c] as usize;
+                if child != DEAD as usize {
+                    nodes[child].suffix |= nodes[node].suffix;
+                }
+                c += 1;
+            }
+            node += 1;
+        }
+        (Trie { nodes }, len)
+    }
+
+    /// The class of `name` followed by the suffix that led from the root to
+    /// `node`.
+    const fn walk(&self, mut node: u16, name: &[u8]) -> Class {
+        let mut i = name.len();
+        while i > 0 {
+            i -= 1;
+            let next = self.nodes[node as usize].next[FOLD[name[i] as usize] as usize];
+            if next == DEAD {
+                return Class(self.nodes[node as usize].suffix);
+            }
+            node = next;
+        }
+        Class(self.nodes[node as usize].whole)
+    }
+
+    /// The class of a name: the walk alone, the reference for the shortcuts
+    /// of [`Class::of`].
+    const fn classify(&self, name: &[u8]) -> Class {
+        if name.len() > MAX_BYTES {
             return Class(0);
         }
-        let mut node = 0;
-        let mut flags = 0;
-        for &b in name.iter().rev() {
-            let next = match FOLD[usize::from(b)] {
-                SKIP => continue,
-                OTHER => 0,
-                l => self.nodes[node].0[usize::from(l)],
-            };
-            if next == 0 {
-                return Class(flags);
-            }
-            node = usize::from(next);
-            flags |= self.nodes[node].1;
-        }
-        Class(flags | self.nodes[node].2)
+        self.walk(ROOT, name)
     }
 }
 
-/// The listed names, looked up whole by a hash of their case-folded bytes, with
-/// the class the trie gives them.
-struct Exact {
-    slots: [Option<(Folded, Class)>; Exact::SLOTS],
+/// Nodes of [`TRIE`].
+const NODES: usize = Trie::<ROOM>::build().1;
+
+static TRIE: Trie<NODES> = Trie::<NODES>::build().0;
+
+/// The first two steps of the walk, per [`FOLD`] of the last byte of a name and
+/// of the byte before it.
+#[derive(Clone, Copy)]
+struct Pair {
+    /// The node reached, or [`DEAD`].
+    node: u16,
+    /// When `node` is [`DEAD`], the class of the name.
+    class: Class,
+    /// Bit `n` set when a name of [`EXACT`] of `n` bytes ends with these two.
+    lens: u32,
 }
 
-/// A name of at most [`Folded::MAX`] bytes, zero-padded, with `0x20` set in every
-/// byte: for the listed names (lowercase ASCII letters only), two folded names
-/// of the same length are equal exactly when the names are equal ignoring ASCII
-/// case (a byte `b` folds to the letter `l` only when `b` is `l` or its upper case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Folded {
-    words: [u64; 3],
-    len: usize,
-}
-
-impl Folded {
-    const MAX: usize = 24;
-
-    fn new(name: &[u8]) -> Option<Folded> {
-        if name.len() > Folded::MAX {
-            return None;
-        }
-        // loaded straight from the name (a copy into a buffer read back as
-        // words would stall on store forwarding)
-        let len = name.len();
-        let word = |i: usize| load(&name[len.min(i * 8)..len.min(i * 8 + 8)]) | (LO * 0x20);
-        Some(Folded {
-            words: [word(0), word(1), word(2)],
-            len: name.len(),
-        })
-    }
-
-    fn hash(&self) -> usize {
-        let [a, b, c] = self.words;
-        let x = a ^ b.rotate_left(21) ^ c.rotate_left(42) ^ self.len as u64;
-        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
-    }
-}
-
-/// The (at most 8) bytes of `b` as a little-endian word, zero-padded, read with
-/// at most two overlapping loads.
-fn load(b: &[u8]) -> u64 {
-    let n = b.len();
-    let u16_at = |i: usize| u64::from(u16::from_le_bytes([b[i], b[i + 1]]));
-    let u32_at = |i: usize| {
-        u64::from(u32::from_le_bytes(
-            b[i..i + 4].try_into().unwrap_or_default(),
-        ))
+static PAIRS: [[Pair; COLS]; COLS] = {
+    let none = Pair {
+        node: DEAD,
+        class: Class(0),
+        lens: 0,
     };
-    match n {
-        8.. => u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
-        4..=7 => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
-        2..=3 => u16_at(0) | u16_at(n - 2) << (8 * (n - 2)),
-        1 => u64::from(b[0]),
-        _ => 0,
+    let mut t = [[none; COLS]; COLS];
+    let mut last = 0;
+    while last < COLS {
+        let first = TRIE.nodes[ROOT as usize].next[last];
+        let mut prev = 0;
+        while first != DEAD && prev < COLS {
+            t[last][prev].node = TRIE.nodes[first as usize].next[prev];
+            t[last][prev].class = Class(TRIE.nodes[first as usize].suffix);
+            prev += 1;
+        }
+        last += 1;
     }
+    let mut l = 0;
+    while l < LISTS.len() {
+        let mut w = 0;
+        while w < LISTS[l].0.len() {
+            let word = LISTS[l].0[w].as_bytes();
+            if let (Some(_), [.., prev, last]) = (Exact::key(word), word) {
+                let pair = &mut t[FOLD[*last as usize] as usize][FOLD[*prev as usize] as usize];
+                pair.lens |= 1 << word.len();
+            }
+            w += 1;
+        }
+        l += 1;
+    }
+    t
+};
+
+/// The listed names of 4 to 16 bytes, looked up whole by a perfect hash of
+/// their case-folded bytes, with the class the trie gives them.
+struct Exact {
+    /// Per hash: the key of the name there, its length (0: none) and class.
+    slots: [(Key, u8, Class); Exact::SLOTS],
 }
+
+/// A name's first and last four (or eight) bytes, with `0x20` set in every
+/// byte: for the listed names (lowercase ASCII letters only), two names of
+/// the same length have the same key exactly when they are equal ignoring
+/// ASCII case (a byte `b` has `b | 0x20` equal to a letter `l` only when `b` is
+/// `l` or its upper case; the two halves overlap and cover every byte).
+type Key = (u64, u64);
 
 impl Exact {
-    const SLOTS: usize = 256;
+    const SLOTS: usize = 128;
+    /// Picked (by trying random odd numbers) so that the listed names all
+    /// have a slot of their own: change it if the build panics.
+    const MUL: u64 = 0x6b42_fe6b_37df_714d;
+
+    const fn key(name: &[u8]) -> Option<Key> {
+        let (a, b) = match (name.first_chunk::<8>(), name.last_chunk::<8>()) {
+            (Some(a), Some(b)) if name.len() <= 16 => {
+                (u64::from_le_bytes(*a), u64::from_le_bytes(*b))
+            }
+            _ => match (name.first_chunk::<4>(), name.last_chunk::<4>()) {
+                (Some(a), Some(b)) if name.len() < 8 => {
+                    (u32::from_le_bytes(*a) as u64, u32::from_le_bytes(*b) as u64)
+                }
+                _ => return None,
+            },
+        };
+        let fold = LO * 0x20;
+        Some((a | fold, b | fold))
+    }
+
+    const fn slot((a, b): Key) -> usize {
+        ((a ^ b.rotate_left(32)).wrapping_mul(Exact::MUL) >> 57) as usize
+    }
+
+    const fn build() -> Exact {
+        let mut e = Exact {
+            slots: [((0, 0), 0, Class(0)); Exact::SLOTS],
+        };
+        let mut l = 0;
+        while l < LISTS.len() {
+            let mut w = 0;
+            while w < LISTS[l].0.len() {
+                let word = LISTS[l].0[w].as_bytes();
+                if let Some(key) = Exact::key(word) {
+                    let i = Exact::slot(key);
+                    let (other, len, _) = e.slots[i];
+                    let taken = len != 0;
+                    let same = other.0 == key.0 && other.1 == key.1 && len as usize == word.len();
+                    assert!(!taken || same, "a slot per listed name: change Exact::MUL");
+                    e.slots[i] = (key, word.len() as u8, TRIE.classify(word));
+                }
+                w += 1;
+            }
+            l += 1;
+        }
+        e
+    }
 
     fn get(&self, name: &[u8]) -> Option<Class> {
-        let key = Folded::new(name)?;
-        let mut i = key.hash();
-        while let Some((word, class)) = self.slots[i] {
-            if word == key {
-                return Some(class);
-            }
-            i = (i + 1) % Exact::SLOTS;
-        }
-        None
+        let key = Exact::key(name)?;
+        let (k, len, class) = self.slots[Exact::slot(key)];
+        (k == key && usize::from(len) == name.len()).then_some(class)
     }
 }
 
-static EXACT: std::sync::LazyLock<Exact> = std::sync::LazyLock::new(|| {
-    let mut e = Exact {
-        slots: [None; Exact::SLOTS],
-    };
-    let lists = [
-        DINGTALK_KEYS,
-        DINGTALK_CREDENTIALS,
-        DINGTALK_TEXT,
-        PASSWORD,
-        CREDENTIAL,
-        URL_PARAMS,
-    ];
-    for word in lists.into_iter().flatten() {
-        assert!(
-            word.bytes().all(|b| b.is_ascii_lowercase()),
-            "listed names are lowercase letters"
-        );
-        if e.get(word.as_bytes()).is_none() {
-            let key = Folded::new(word.as_bytes()).expect("listed names are short");
-            let mut i = key.hash();
-            while e.slots[i].is_some() {
-                i = (i + 1) % Exact::SLOTS;
-            }
-            e.slots[i] = Some((key, TRIE.classify(word.as_bytes())));
-        }
-    }
-    e
-});
+static EXACT: Exact = Exact::build();
 
 /// Whether a name ending in this byte can be sensitive at all (a quick test
 /// before classifying).
 pub(crate) fn may_be_sensitive(last: u8) -> bool {
-    letter(last).is_some_and(|l| TRIE.nodes[0].0[l] != 0)
+    letter(last).is_some_and(|l| TRIE.nodes[usize::from(ROOT)].next[l] != DEAD)
 }
 
 #[cfg(test)]
@@ -438,37 +543,19 @@ mod tests {
 
     #[test]
     fn exact_lookup_agrees_with_the_trie() {
-        let lists = [
-            DINGTALK_KEYS,
-            DINGTALK_CREDENTIALS,
-            DINGTALK_TEXT,
-            PASSWORD,
-            CREDENTIAL,
-            URL_PARAMS,
-        ];
-        for word in lists.into_iter().flatten() {
+        for word in LISTS.iter().flat_map(|l| l.0) {
             let upper = word.to_ascii_uppercase();
-            assert_eq!(
-                EXACT.get(upper.as_bytes()),
-                Some(TRIE.classify(word.as_bytes())),
-                "{word}"
-            );
+            let found = EXACT.get(upper.as_bytes());
+            if (4..=16).contains(&word.len()) {
+                assert_eq!(found, Some(TRIE.classify(word.as_bytes())), "{word}");
+            } else {
+                assert_eq!(found, None, "{word}");
+            }
         }
         for miss in ["msgId", "sender_staff_id", "tokens", "", "a"] {
             assert_eq!(EXACT.get(miss.as_bytes()), None, "{miss}");
         }
         assert_eq!(class("sender_staff_id"), class("senderStaffId"));
-    }
-
-    #[test]
-    fn load_reads_short_slices() {
-        let bytes: Vec<u8> = (1..=12).collect();
-        for n in 0..=8 {
-            let mut w = [0u8; 8];
-            w[..n].copy_from_slice(&bytes[..n]);
-            assert_eq!(load(&bytes[..n]), u64::from_le_bytes(w), "{n}");
-        }
-        assert_eq!(load(&bytes), load(&bytes[..8]));
     }
 
     #[test]
@@ -485,11 +572,123 @@ mod tests {
             "sessi0nid",
             "@ccesstoken",
             "{oken",
+            "senderstaffid\x7f",
+            "sender staffid",
         ] {
             assert_eq!(EXACT.get(miss.as_bytes()), None, "{miss:?}");
         }
         assert!(EXACT.get(b"SenderStaffId").is_some());
-        assert!(EXACT.get(b"openConversationID").is_some());
+        assert!(EXACT.get(b"sessionWebHook").is_some());
+        // longer than a key covers: found by the walk alone
+        assert!(EXACT.get(b"openConversationID").is_none());
+        assert!(class("openConversationID").dingtalk_key().is_some());
+    }
+
+    #[test]
+    fn the_trie_is_no_bigger_than_it_needs() {
+        // one node per distinct suffix of a listed name, the dead node and the root
+        let mut suffixes: Vec<&[u8]> = LISTS
+            .iter()
+            .flat_map(|l| l.0)
+            .flat_map(|w| (1..=w.len()).map(move |i| &w.as_bytes()[w.len() - i..]))
+            .collect();
+        suffixes.sort();
+        suffixes.dedup();
+        assert_eq!(NODES, suffixes.len() + 2);
+    }
+
+    /// The class of `name` as the lists define it, the slow way: its bytes
+    /// ASCII-lowercased without `_`, `-` and `.` are one of the listed names
+    /// or end with one (depending on the list).
+    fn spec(name: &[u8]) -> Class {
+        if name.len() > MAX_BYTES {
+            return Class(0);
+        }
+        let norm: Vec<u8> = name
+            .iter()
+            .filter(|&&b| !is_separator(b))
+            .map(u8::to_ascii_lowercase)
+            .collect();
+        let mut flags = 0;
+        for (list, flag, exact) in LISTS {
+            for word in list {
+                let w = word.as_bytes();
+                if norm == w || (!exact && norm.ends_with(w)) {
+                    flags |= flag;
+                }
+            }
+        }
+        Class(flags)
+    }
+
+    #[test]
+    fn classes_follow_the_lists() {
+        let mut words: Vec<&str> = LISTS.iter().flat_map(|l| l.0.iter().copied()).collect();
+        words.extend(["", "_", "id", "msgId", "content", "robotCode", "createAt"]);
+        for w in &words {
+            for name in [
+                w.to_string(),
+                w.to_ascii_uppercase(),
+                format!("x{w}"),
+                format!("{w}s"),
+                format!("my_{w}"),
+                format!("{w}_"),
+                format!("_{w}"),
+                format!("9{w}"),
+            ] {
+                let name = name.as_bytes();
+                assert_eq!(Class::of(name), spec(name), "{name:?}");
+                assert_eq!(TRIE.classify(name), spec(name), "{name:?}");
+            }
+        }
+        let long = "x".repeat(MAX_BYTES - 5) + "token";
+        assert!(class(&long).credential());
+        assert!(!class(&format!("x{long}")).credential());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Listed names (or their ends) with random case changes, separators,
+        /// prefixes, suffixes and bytes: `Class::of` (hash and walk) agrees
+        /// with the trie walk alone and with the lists.
+        #[test]
+        fn class_of_agrees_with_the_walk(
+            word in proptest::sample::select(
+                LISTS.iter().flat_map(|l| l.0.iter().copied()).collect::<Vec<_>>()
+            ),
+            cut in 0..4usize,
+            prefix in proptest::collection::vec(
+                proptest::sample::select(b"aAdDiIsS_-.0\x80 xX".to_vec()), 0..4),
+            suffix in proptest::collection::vec(
+                proptest::sample::select(b"sSdD_-.0 ".to_vec()), 0..2),
+            edits in proptest::collection::vec((0..20usize, 0..8u8, proptest::num::u8::ANY), 0..4),
+        ) {
+            let mut name = prefix;
+            name.extend(&word.as_bytes()[cut.min(word.len())..]);
+            name.extend(suffix);
+            for (at, kind, byte) in edits {
+                let at = at.min(name.len());
+                match kind {
+                    0..=2 if at < name.len() => name[at] = name[at].to_ascii_uppercase(),
+                    3 => name.insert(at, b"_-."[usize::from(byte % 3)]),
+                    4 if at < name.len() => name[at] = byte,
+                    5 => name.insert(at, byte),
+                    6 if at < name.len() => { name.remove(at); }
+                    _ => {}
+                }
+            }
+            proptest::prop_assert_eq!(Class::of(&name), TRIE.classify(&name), "{:?}", name);
+            proptest::prop_assert_eq!(Class::of(&name), spec(&name), "{:?}", name);
+        }
+
+        #[test]
+        fn class_of_agrees_with_the_walk_on_any_bytes(
+            name in proptest::collection::vec(proptest::num::u8::ANY, 0..20),
+        ) {
+            proptest::prop_assert_eq!(Class::of(&name), TRIE.classify(&name));
+            proptest::prop_assert_eq!(Class::of(&name), spec(&name));
+        }
     }
 
     #[test]
