@@ -111,13 +111,14 @@ impl Walker<'_, '_, '_> {
         let raw = self.raw_in(start + 1, end - 1);
         if !escaped {
             self.hits.clear();
-            self.eng.scanner().scan_others_holding(
-                self.b,
-                start + 1..end - 1,
-                Scan::Json,
-                (holds.separators(), holds.digits()),
-                &mut self.hits,
-            );
+            if holds.any() {
+                self.eng.scanner().scan_others(
+                    self.b,
+                    start + 1..end - 1,
+                    Scan::Json,
+                    &mut self.hits,
+                );
+            }
             self.hits.extend_from_slice(&self.raw[raw]);
             // matches never run past a string's quotes; should one, only
             // what lies inside the string is this token's to replace
@@ -256,30 +257,23 @@ impl Walker<'_, '_, '_> {
     }
 }
 
-/// What the contents of a string hold that the anchored and digit rules look
-/// for, noted while its end is searched for (so that a string with neither, as
-/// most keys are, is never scanned again): high bits of the bytes in `:`..=`@`
-/// (`:`, `=`, `>`, `@` and the rarer `;`, `<`, `?`) and of digits, `+` and `(`
-/// (`(`..=`+` also holds `)` and `*`).
+/// Whether the contents of a string may hold what the anchored and digit rules
+/// look for, noted while its end is searched for (so that a string with none of
+/// it, as most keys are, is never scanned again): the high bits of its bytes in
+/// `(`..=`@`, which holds the separators `:`, `=`, `>`, `@`, the digits, `+`
+/// and `(` (and `)`, `*`, `,`, `-`, `.`, `/`, `;`, `<`, `?`). One range test a
+/// word; a string that passes it gets the finer tests of `scan_others`.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Holds {
-    separators: u64,
-    digits: u64,
-}
+pub(super) struct Holds(u64);
 
 impl Holds {
     #[inline(always)]
     fn add(&mut self, x: u64) {
-        self.separators |= in_range(x, b':', b'@');
-        self.digits |= in_range(x, b'0', b'9') | in_range(x, b'(', b'+');
+        self.0 |= in_range(x, b'(', b'@');
     }
 
-    pub(super) fn separators(self) -> bool {
-        self.separators != 0
-    }
-
-    pub(super) fn digits(self) -> bool {
-        self.digits != 0
+    pub(super) fn any(self) -> bool {
+        self.0 != 0
     }
 }
 
@@ -386,12 +380,8 @@ mod tests {
             assert_eq!(at, naive(&c), "{c:?}");
             // what the bytes before the stop hold, and nothing after it
             let before = &c[..at.unwrap_or(c.len())];
-            let seps = before.iter().any(|b| (b':'..=b'@').contains(b));
-            let digits = before
-                .iter()
-                .any(|b| b.is_ascii_digit() || (b'('..=b'+').contains(b));
-            assert_eq!(holds.separators(), seps, "{c:?}");
-            assert_eq!(holds.digits(), digits, "{c:?}");
+            let any = before.iter().any(|b| (b'('..=b'@').contains(b));
+            assert_eq!(holds.any(), any, "{c:?}");
         }
     }
 }
