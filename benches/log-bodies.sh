@@ -53,11 +53,21 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"msgtype":"text","text":{"content":"please call 13912345678 or mail li.lei@example.com about card 6222021234567890128"},"msgId":"msgABC123","createAt":1732450000000,"conversationType":"1","conversationId":"cidPlanted123456==","senderId":"$:LWCP_v1:$abcdef","senderNick":"Li Lei","senderCorpId":"ding1234567890","senderStaffId":"manager4220","chatbotUserId":"$:LWCP_v1:$bot","sessionWebhook":"https://oapi.dingtalk.com/robot/sendBySession?session=abcdef0123456789","sessionWebhookExpiredTime":1732457200000,"isAdmin":false}'
 EOT
 rate() { wrk -t1 -c32 -d${DUR}s -s $W/post.lua "https://127.0.0.1:$1/dingtalk/" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
-sum_off=0 sum_red=0
+# the order alternates (off first, then redacted first) so that neither side
+# always runs on the warmer or the noisier half of a round
+: >$W/rounds
 for r in $(seq 1 "$ROUNDS"); do
-  a=$(rate $OFF); b=$(rate $RED)
-  echo "round $r: bodies=off $a req/s, bodies=redacted $b req/s"
-  sum_off=$(python3 -c "print($sum_off+$a)"); sum_red=$(python3 -c "print($sum_red+$b)")
+  if [ $((r % 2)) = 1 ]; then a=$(rate $OFF); b=$(rate $RED); else b=$(rate $RED); a=$(rate $OFF); fi
+  echo "round $r: bodies=off $a req/s, bodies=redacted $b req/s, ratio $(python3 -c "print(f'{$b/$a:.3f}')")"
+  echo "$a $b" >>$W/rounds
 done
 grep -q '"request_body":' $W/redacted.log || { echo "redacted bodies were not logged"; exit 1; }
-python3 -c "off=$sum_off/$ROUNDS; red=$sum_red/$ROUNDS; print(f'ratio redacted/off: {red/off:.3f} ({off:.0f} vs {red:.0f} req/s, mean of $ROUNDS rounds of ${DUR}s)')"
+python3 - "$W/rounds" "$DUR" <<'EOP'
+import statistics, sys
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+off = statistics.mean(a for a, _ in rows); red = statistics.mean(b for _, b in rows)
+per = sorted(b / a for a, b in rows)
+print(f"ratio redacted/off: {red/off:.3f} (means {off:.0f} vs {red:.0f} req/s); "
+      f"median of per-round ratios {statistics.median(per):.3f}, range {per[0]:.3f}-{per[-1]:.3f}; "
+      f"{len(rows)} rounds of {sys.argv[2]}s")
+EOP

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clawveil_config::{BodyLog, Config, Replace};
 use clawveil_redact::{BodySample, CustomRule, Engine, EngineConfig, RedactError, Report};
-use clawveil_telemetry::{FailReason, Metrics};
+use clawveil_telemetry::{FailReason, IntCounter, Metrics};
 use http::header::HeaderMap;
 
 use crate::capture::Capture;
@@ -21,6 +21,9 @@ pub struct ContentLog {
     extra_headers: Vec<String>,
     /// `log.hash_key`, for client addresses.
     client_key: Option<aws_lc_rs::hmac::Key>,
+    /// `clawveil_redactions_total{rule}` per rule name, resolved once: counting
+    /// the redactions of every logged request should not hash label values.
+    counters: Vec<(String, IntCounter)>,
     metrics: Arc<Metrics>,
 }
 
@@ -53,10 +56,18 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
 impl ContentLog {
     pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Result<Self, RedactError> {
         let engine = Engine::new(&engine_config(cfg))?;
-        for rule in engine.rule_names() {
-            metrics.redactions.with_label_values(&[rule]);
-        }
+        let counters = engine
+            .rule_names()
+            .chain(["header"])
+            .map(|rule| {
+                (
+                    rule.to_owned(),
+                    metrics.redactions.with_label_values(&[rule]),
+                )
+            })
+            .collect();
         Ok(ContentLog {
+            counters,
             engine,
             bodies: cfg.log.bodies == BodyLog::Redacted,
             body_max: usize::try_from(cfg.log.body_max).unwrap_or(usize::MAX),
@@ -112,10 +123,7 @@ impl ContentLog {
                 .or_insert(serde_json::Value::String(shown.clone()));
         }
         if masked > 0 {
-            self.metrics
-                .redactions
-                .with_label_values(&["header"])
-                .inc_by(masked);
+            self.add("header", masked);
         }
         serde_json::Value::Object(map).to_string()
     }
@@ -165,7 +173,16 @@ impl ContentLog {
     /// Adds a report's counts to `clawveil_redactions_total`.
     pub fn count(&self, report: &Report) {
         for (rule, n) in report.iter() {
-            self.metrics.redactions.with_label_values(&[rule]).inc_by(n);
+            self.add(rule, n);
+        }
+    }
+
+    /// Counts `n` redactions of `rule` (a rule the engine reports is always
+    /// among the resolved ones; anything else is looked up).
+    fn add(&self, rule: &str, n: u64) {
+        match self.counters.iter().find(|(r, _)| r == rule) {
+            Some((_, c)) => c.inc_by(n),
+            None => self.metrics.redactions.with_label_values(&[rule]).inc_by(n),
         }
     }
 }

@@ -13,4 +13,7 @@ mod server;
 pub use access::{AccessEvent, ErrorClass};
 pub use logging::{filter_directives, init_logging, LogError, LogGuard};
 pub use metrics::{method_label, status_class, FailReason, Listener, Metrics};
+/// A counter handle, resolved once from a labelled family (its label lookup
+/// hashes the values on every call).
+pub use prometheus::IntCounter;
 pub use server::{serve_metrics, MetricsAccess, Readiness};

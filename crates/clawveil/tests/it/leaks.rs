@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 
-use crate::common::{eventually, Harness, Opts};
+use crate::common::{eventually, metric_value, Harness, Opts};
 
 /// A synthetic 18-digit resident ID with a valid ISO 7064 MOD 11-2 check digit.
 fn id_card(first17: &str) -> String {
@@ -210,6 +210,24 @@ fn no_planted_identifier_reaches_any_output_at_trace_level() {
         .proxy
         .output()
         .contains("\"status\":502")));
+
+    // every replacement is counted per rule (built-in and custom alike)
+    let counted = h.metrics_text();
+    for rule in [
+        "email",
+        "phone",
+        "id-card",
+        "bank-card",
+        "api-key",
+        "dingtalk",
+        "order-id",
+    ] {
+        let series = format!("clawveil_redactions_total{{rule=\"{rule}\"}}");
+        assert!(
+            metric_value(&counted, &series) >= 1.0,
+            "{series} in\n{counted}"
+        );
+    }
 
     for (name, h) in [("proxy", &h), ("proxy with the upstream down", &down)] {
         let metrics = h.metrics_text();
