@@ -55,7 +55,7 @@ pub(crate) fn redact<'a>(
 ) -> Result<Cow<'a, str>, OmitReason> {
     let mut raw = Vec::new();
     eng.scanner()
-        .scan_literals(src.as_bytes(), 0..src.len(), Scan::Json, &mut raw);
+        .scan_literals(src.as_bytes(), Scan::Json, &mut raw);
     let mut w = Walker {
         eng,
         src,

@@ -43,27 +43,16 @@ const LITERALS: &[(&str, Kind, RuleId)] = &[
     ("ghs_", Kind::Provider, API_KEY),
     ("ghr_", Kind::Provider, API_KEY),
     ("github_pat_", Kind::Provider, API_KEY),
-    // `xoxa-`, `xoxb-`, `xoxp-`, `xoxr-`: one literal, fewer to verify
-    ("xox", Kind::Provider, API_KEY),
+    ("xoxa-", Kind::Provider, API_KEY),
+    ("xoxb-", Kind::Provider, API_KEY),
+    ("xoxp-", Kind::Provider, API_KEY),
+    ("xoxr-", Kind::Provider, API_KEY),
     ("AIza", Kind::Provider, API_KEY),
     ("glpat-", Kind::Provider, API_KEY),
     ("eyJ", Kind::Jwt, JWT),
     ("cid", Kind::Cid, DINGTALK),
     ("ding", Kind::CorpId, DINGTALK),
 ];
-
-/// Length of the longest literal.
-const MAX_LITERAL: usize = {
-    let mut max = 0;
-    let mut i = 0;
-    while i < LITERALS.len() {
-        if LITERALS[i].0.len() > max {
-            max = LITERALS[i].0.len();
-        }
-        i += 1;
-    }
-    max
-};
 
 pub(crate) struct Literals {
     ac: AhoCorasick,
@@ -91,8 +80,6 @@ impl Literals {
             .expect("the literals are few and short");
         let packed = packed::Config::new()
             .match_kind(packed::MatchKind::LeftmostFirst)
-            // sixteen buckets: fewer false candidates to verify than eight
-            .only_teddy_fat(Some(true))
             .builder()
             .extend(&lits)
             .build();
@@ -100,22 +87,14 @@ impl Literals {
     }
 
     /// Appends the hits of the literal-triggered rules.
-    pub(crate) fn scan(
-        &self,
-        hay: &[u8],
-        range: std::ops::Range<usize>,
-        mode: Scan,
-        hits: &mut Vec<Hit>,
-    ) {
-        let (mut pos, to) = (range.start, range.end);
-        while pos < to {
-            // a literal starting in the range may end after it
-            let end = (to + MAX_LITERAL - 1).min(hay.len());
+    pub(crate) fn scan(&self, hay: &[u8], mode: Scan, hits: &mut Vec<Hit>) {
+        let mut pos = 0;
+        while pos < hay.len() {
             let m = match &self.packed {
-                Some(p) => p.find_in(hay, aho_corasick::Span::from(pos..end)),
-                None => self.ac.find(Input::new(hay).span(pos..end)),
+                Some(p) => p.find_in(hay, aho_corasick::Span::from(pos..hay.len())),
+                None => self.ac.find(Input::new(hay).span(pos..hay.len())),
             };
-            let Some(m) = m.filter(|m| m.start() < to) else {
+            let Some(m) = m else {
                 break;
             };
             let (s, e) = (m.start(), m.end());

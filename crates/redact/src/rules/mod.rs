@@ -143,40 +143,23 @@ impl Scanner {
     /// Finds every match in `s`, merged and sorted, into `hits` (which is cleared).
     pub(crate) fn scan(&self, s: &str, hits: &mut Vec<Hit>) {
         hits.clear();
-        self.scan_builtin(s.as_bytes(), 0..s.len(), Scan::Text, hits);
+        self.scan_builtin(s.as_bytes(), Scan::Text, hits);
         self.scan_custom(s, hits);
         finish(hits);
     }
 
-    /// The built-in rules only, unsorted: the matches that start in `range`.
-    /// The bytes around the range are context (what precedes a number, the
-    /// name before a `=`), exactly as when the whole of `hay` is scanned; in
-    /// [`Scan::Json`] mode a range that ends before a value's opening quote and
-    /// one that starts after its closing quote find what a whole scan finds
-    /// outside the value.
-    pub(crate) fn scan_builtin(
-        &self,
-        hay: &[u8],
-        range: std::ops::Range<usize>,
-        mode: Scan,
-        hits: &mut Vec<Hit>,
-    ) {
-        self.scan_literals(hay, range.clone(), mode, hits);
-        self.scan_others(hay, range, mode, hits);
+    /// The built-in rules only, unsorted.
+    pub(crate) fn scan_builtin(&self, hay: &[u8], mode: Scan, hits: &mut Vec<Hit>) {
+        self.scan_literals(hay, mode, hits);
+        self.scan_others(hay, 0..hay.len(), mode, hits);
     }
 
     /// The literal-triggered rules of [`Scanner::scan_builtin`] only, sorted.
-    /// Their SIMD search pays off on long ranges: a JSON body is searched for
+    /// Their SIMD search pays off on long texts: a JSON body is searched for
     /// them once, whole.
-    pub(crate) fn scan_literals(
-        &self,
-        hay: &[u8],
-        range: std::ops::Range<usize>,
-        mode: Scan,
-        hits: &mut Vec<Hit>,
-    ) {
+    pub(crate) fn scan_literals(&self, hay: &[u8], mode: Scan, hits: &mut Vec<Hit>) {
         if let Some(l) = &self.literals {
-            l.scan(hay, range, mode, hits);
+            l.scan(hay, mode, hits);
         }
     }
 
@@ -395,10 +378,10 @@ mod tests {
             finish(v);
         };
         let mut whole = Vec::new();
-        sc.scan_builtin(hay, 0..hay.len(), Scan::Json, &mut whole);
+        sc.scan_builtin(hay, Scan::Json, &mut whole);
         cut(&mut whole);
         let mut split = Vec::new();
-        sc.scan_literals(hay, 0..hay.len(), Scan::Json, &mut split);
+        sc.scan_literals(hay, Scan::Json, &mut split);
         sc.scan_others(hay, token.clone(), Scan::Json, &mut split);
         cut(&mut split);
         if whole == split {

@@ -147,14 +147,6 @@ const PROVIDERS: &[Provider] = &[
 
 /// `sk-…`, `AKID…`, `LTAI…`, `AKIA…`/`ASIA…`, `ghp_…`, `github_pat_…`, `xoxb-…`, …
 pub(crate) fn provider(hay: &[u8], s: usize, e: usize) -> Option<Hit> {
-    // Slack tokens are found by `xox`: the type letter and dash follow
-    let e = match &hay[s..e] {
-        b"xox" => match hay.get(e..e + 2) {
-            Some([b'a' | b'b' | b'p' | b'r', b'-']) => e + 2,
-            _ => return None,
-        },
-        _ => e,
-    };
     let lit = &hay[s..e];
     let &(_, body, min) = PROVIDERS.iter().find(|(p, _, _)| *p == lit)?;
     // glued to what comes before (also `sk-sk-…`: no re-scan of the same run)
