@@ -65,7 +65,6 @@ impl Walker<'_, '_, '_> {
             };
             self.redact_string(start, end, escaped, holds);
         }
-        self.pos = end;
         self.pos = super::skip_blanks(self.b, end);
         match self.b.get(self.pos) {
             Some(b':') => {
