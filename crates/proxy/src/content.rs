@@ -161,7 +161,9 @@ impl ContentLog {
         };
         match sample {
             BodySample::Empty => String::new(),
-            BodySample::Redacted { text, truncated } if truncated => format!("{text}…[truncated]"),
+            BodySample::Redacted {
+                text, truncated, ..
+            } if truncated => format!("{text}…[truncated]"),
             BodySample::Redacted { text, .. } => text,
             BodySample::Omitted(reason) => {
                 self.metrics.fail_closed(FailReason::RedactionOmitted);

@@ -18,6 +18,9 @@ pub enum BodySample {
         /// Whether the text is shorter than the redacted body would be: cut to the
         /// maximum length, or made from a prefix of the body.
         truncated: bool,
+        /// Whether the text is one complete JSON document (a JSON body, nothing
+        /// cut): valid JSON that a JSON log line may carry as a value, not a string.
+        json: bool,
     },
     /// The body cannot be redacted safely, so none of it is logged.
     Omitted(OmitReason),
@@ -195,6 +198,7 @@ pub(crate) fn redact(
     BodySample::Redacted {
         text,
         truncated: cut || partial,
+        json: kind == Kind::Json && !cut && !partial,
     }
 }
 

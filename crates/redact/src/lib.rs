@@ -87,6 +87,7 @@
 //!     BodySample::Redacted {
 //!         text: r#"{"senderStaffId":"[REDACTED:dingtalk]","text":{"content":"my card [REDACTED:bank-card]"}}"#.into(),
 //!         truncated: false,
+//!         json: true,
 //!     }
 //! );
 //! assert_eq!(report.count("phone"), 1);

@@ -171,7 +171,9 @@ fn assert_clean(f: &Fixture, out: &str, what: &str) {
 
 fn sample(s: BodySample) -> (String, bool) {
     match s {
-        BodySample::Redacted { text, truncated } => (text, truncated),
+        BodySample::Redacted {
+            text, truncated, ..
+        } => (text, truncated),
         other => panic!("expected a redacted sample, got {other:?}"),
     }
 }

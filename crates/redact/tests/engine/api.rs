@@ -205,7 +205,8 @@ fn bodies_by_content_type() {
         omit(b"{}", Some("application/json"), Some("identity")),
         BodySample::Redacted {
             text: "{}".into(),
-            truncated: false
+            truncated: false,
+            json: true,
         }
     );
     assert_eq!(
@@ -380,4 +381,61 @@ fn pathological_inputs_stay_linear() {
             text.len() / unit.len()
         );
     }
+}
+
+#[test]
+fn only_complete_json_bodies_are_marked_json() {
+    let eng = &engine();
+    let json = |s: BodySample| match s {
+        BodySample::Redacted { json, .. } => json,
+        other => panic!("not redacted: {other:?}"),
+    };
+    let doc = r#"{"senderStaffId":"manager4220","text":{"content":"hello there"}}"#;
+    assert!(json(body(eng, doc, "application/json")));
+    assert!(json(body(eng, "[1, 2]", "application/problem+json")));
+    // text that happens to look like JSON is still text
+    assert!(!json(body(eng, doc, "text/plain")));
+    assert!(!json(body(
+        eng,
+        "a=1&b=2",
+        "application/x-www-form-urlencoded"
+    )));
+    // cut to the maximum length: no longer a document
+    let cut = eng.redact_body(
+        doc.as_bytes(),
+        Some("application/json"),
+        None,
+        20,
+        &mut Report::new(),
+    );
+    assert!(
+        matches!(
+            cut,
+            BodySample::Redacted {
+                truncated: true,
+                json: false,
+                ..
+            }
+        ),
+        "{cut:?}"
+    );
+    // only a prefix was captured
+    let prefix = eng.redact_body_prefix(
+        doc.as_bytes(),
+        Some("application/json"),
+        None,
+        1 << 20,
+        &mut Report::new(),
+    );
+    assert!(
+        matches!(
+            prefix,
+            BodySample::Redacted {
+                truncated: true,
+                json: false,
+                ..
+            }
+        ),
+        "{prefix:?}"
+    );
 }

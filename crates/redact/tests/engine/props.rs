@@ -259,7 +259,8 @@ proptest! {
         let ours = engine().redact_body(src.as_bytes(), Some("application/json"), None, 1 << 20, &mut Report::new());
         let ours_ok = !matches!(ours, BodySample::Omitted(OmitReason::InvalidJson));
         prop_assert_eq!(ours_ok, serde_ok, "input: {}", src);
-        if let BodySample::Redacted { text, .. } = ours {
+        if let BodySample::Redacted { text, json, .. } = ours {
+            prop_assert!(json, "complete JSON not marked as such: {}", text);
             prop_assert!(serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok(), "output not JSON: {}", text);
         }
     }

@@ -22,7 +22,9 @@ fn identifiers() -> Vec<String> {
 
 fn text_of(s: BodySample) -> (String, bool) {
     match s {
-        BodySample::Redacted { text, truncated } => (text, truncated),
+        BodySample::Redacted {
+            text, truncated, ..
+        } => (text, truncated),
         other => panic!("{other:?}"),
     }
 }
