@@ -61,7 +61,7 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "round $r: bodies=off $a req/s, bodies=redacted $b req/s, ratio $(python3 -c "print(f'{$b/$a:.3f}')")"
   echo "$a $b" >>$W/rounds
 done
-grep -q '"request_body":' $W/redacted.log || { echo "redacted bodies were not logged"; exit 1; }
+grep -q '"request_json":{' $W/redacted.log || { echo "redacted bodies were not logged"; exit 1; }
 python3 - "$W/rounds" "$DUR" <<'EOP'
 import statistics, sys
 rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]

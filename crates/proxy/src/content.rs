@@ -6,10 +6,27 @@ use std::sync::Arc;
 
 use clawveil_config::{BodyLog, Config, Replace};
 use clawveil_redact::{BodySample, CustomRule, Engine, EngineConfig, RedactError, Report};
-use clawveil_telemetry::{FailReason, IntCounter, Metrics};
+use clawveil_telemetry::{BodyField, FailReason, IntCounter, Metrics};
 use http::header::HeaderMap;
 
 use crate::capture::Capture;
+
+/// A redacted body sample for the access event.
+pub struct Sample {
+    pub text: String,
+    /// `text` is a complete JSON object, logged as an object.
+    pub json: bool,
+}
+
+impl Sample {
+    pub fn field(&self) -> BodyField<'_> {
+        if self.json {
+            BodyField::Json(&self.text)
+        } else {
+            BodyField::Text(&self.text)
+        }
+    }
+}
 
 /// The redaction engine plus what the configuration says to log.
 pub struct ContentLog {
@@ -150,7 +167,7 @@ impl ContentLog {
         ctype: Option<&str>,
         cenc: Option<&str>,
         report: &mut Report,
-    ) -> String {
+    ) -> Sample {
         let (data, cut) = capture.take();
         let sample = if cut {
             self.engine
@@ -159,15 +176,20 @@ impl ContentLog {
             self.engine
                 .redact_body(&data, ctype, cenc, self.body_max, report)
         };
+        let text = |text| Sample { text, json: false };
         match sample {
-            BodySample::Empty => String::new(),
+            BodySample::Empty => text(String::new()),
             BodySample::Redacted {
-                text, truncated, ..
-            } if truncated => format!("{text}…[truncated]"),
-            BodySample::Redacted { text, .. } => text,
+                text: t, truncated, ..
+            } if truncated => text(format!("{t}…[truncated]")),
+            BodySample::Redacted { text: t, json, .. } => Sample {
+                // objects only: a log field keeps one type
+                json: json && t.trim_start().starts_with('{'),
+                text: t,
+            },
             BodySample::Omitted(reason) => {
                 self.metrics.fail_closed(FailReason::RedactionOmitted);
-                format!("[omitted:{}]", reason.as_str())
+                text(format!("[omitted:{}]", reason.as_str()))
             }
         }
     }

@@ -152,7 +152,11 @@ impl Exchange {
         })
     }
 
-    fn sample(&self, content: &ContentLog, report: &mut clawveil_redact::Report) -> String {
+    fn sample(
+        &self,
+        content: &ContentLog,
+        report: &mut clawveil_redact::Report,
+    ) -> crate::content::Sample {
         let text =
             |v: &Option<HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned);
         content.body(
@@ -451,8 +455,8 @@ fn finish(p: Pending, end: BodyEnd) {
         client: &content.client(p.conn.peer.ip()),
         request_headers: req.as_ref().and_then(|x| x.headers.as_deref()),
         response_headers: resp.as_ref().and_then(|x| x.headers.as_deref()),
-        request_body: request_body.as_deref(),
-        response_body: response_body.as_deref(),
+        request_body: request_body.as_ref().map(crate::content::Sample::field),
+        response_body: response_body.as_ref().map(crate::content::Sample::field),
     }
     .emit();
 }

@@ -3,6 +3,45 @@
 
 use std::time::Duration;
 
+/// The target of access events (`log.level` directives can name it: `access=warn`).
+pub const ACCESS_TARGET: &str = "access";
+
+/// Access-event fields whose values are JSON objects already, written as objects in
+/// JSON lines rather than as strings.
+pub const JSON_VALUED: &[&str] = &[
+    "request_json",
+    "response_json",
+    "request_headers",
+    "response_headers",
+];
+
+/// A body sample as the access event carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyField<'a> {
+    /// A complete, redacted JSON object: logged as an object (`request_json`,
+    /// `response_json`), so log stores can query inside it.
+    Json(&'a str),
+    /// Anything else (text, a cut sample, an omission reason): logged as a string
+    /// (`request_body`, `response_body`).
+    Text(&'a str),
+}
+
+impl<'a> BodyField<'a> {
+    fn json(self) -> Option<&'a str> {
+        match self {
+            BodyField::Json(s) => Some(s),
+            BodyField::Text(_) => None,
+        }
+    }
+
+    fn text(self) -> Option<&'a str> {
+        match self {
+            BodyField::Text(s) => Some(s),
+            BodyField::Json(_) => None,
+        }
+    }
+}
+
 /// What went wrong with a request, from a fixed list (never an upstream's own text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -73,12 +112,13 @@ pub struct AccessEvent<'a> {
     pub http_version: &'a str,
     /// Client address (already hashed when `log.hash_key` is set).
     pub client: &'a str,
-    /// Redacted headers as a JSON object string, when `log.bodies = "redacted"`.
+    /// Redacted headers as a JSON object, when `log.bodies = "redacted"` and the
+    /// level is `debug`.
     pub request_headers: Option<&'a str>,
     pub response_headers: Option<&'a str>,
     /// Redacted body samples (or an omission reason), when `log.bodies = "redacted"`.
-    pub request_body: Option<&'a str>,
-    pub response_body: Option<&'a str>,
+    pub request_body: Option<BodyField<'a>>,
+    pub response_body: Option<BodyField<'a>>,
 }
 
 impl AccessEvent<'_> {
@@ -104,8 +144,10 @@ impl AccessEvent<'_> {
             client = self.client,
             request_headers = self.request_headers,
             response_headers = self.response_headers,
-            request_body = self.request_body,
-            response_body = self.response_body,
+            request_body = self.request_body.and_then(BodyField::text),
+            request_json = self.request_body.and_then(BodyField::json),
+            response_body = self.response_body.and_then(BodyField::text),
+            response_json = self.response_body.and_then(BodyField::json),
             "request"
         );
     }

@@ -6,11 +6,13 @@
 //! ([`FailReason`], [`ErrorClass`], …) or from the configuration (route names, models).
 
 mod access;
+mod jsonline;
+mod linebuf;
 mod logging;
 mod metrics;
 mod server;
 
-pub use access::{AccessEvent, ErrorClass};
+pub use access::{AccessEvent, BodyField, ErrorClass};
 pub use logging::{filter_directives, init_logging, LogError, LogGuard};
 pub use metrics::{method_label, status_class, FailReason, Listener, Metrics};
 /// A counter handle, resolved once from a labelled family (its label lookup

@@ -8,6 +8,8 @@ pub enum LogError {
     BadFilter { level: String, reason: String },
     #[error("a logger is already installed")]
     AlreadyInstalled,
+    #[error("cannot start the log writer thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// The filter for a plain level: clawveil's own events (and the access events) at
@@ -26,10 +28,10 @@ pub fn filter_directives(level: &str) -> String {
     format!("{deps},clawveil={level},access={level}")
 }
 
-/// Keeps the log writer thread alive; dropping it flushes every line still queued.
+/// Keeps the log writer thread alive; dropping it writes every line still queued.
 /// Hold it until the process exits.
 #[must_use = "dropping the guard stops the log writer"]
-pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+pub struct LogGuard(#[allow(dead_code)] crate::linebuf::Flusher);
 
 impl std::fmt::Debug for LogGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,19 +42,14 @@ impl std::fmt::Debug for LogGuard {
 /// Installs the global subscriber. `CLAWVEIL_LOG`, when set, overrides `level`
 /// (same syntax: `info`, `debug`, `clawveil_proxy=trace`, …).
 ///
-/// Lines are written by a dedicated thread through a buffer that is flushed whenever
-/// the queue runs empty, so request threads never wait on stdout and a busy proxy
-/// writes many lines per system call. The queue is not lossy: when it is full,
-/// logging waits rather than dropping lines.
+/// Lines are written by a dedicated thread in batches (see [`crate::linebuf`]), so
+/// request threads never wait on stdout and a busy proxy writes many lines per
+/// system call. Nothing is dropped: when stdout cannot keep up, logging waits.
+/// JSON access events are formatted by [`crate::jsonline`].
 pub fn init_logging(json: bool, level: &str) -> Result<LogGuard, LogError> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("clawveil-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
+    let (writer, guard) =
+        crate::linebuf::lines(Box::new(std::io::stdout())).map_err(LogError::Thread)?;
     let level =
         filter_directives(&std::env::var("CLAWVEIL_LOG").unwrap_or_else(|_| level.to_string()));
     let filter = EnvFilter::try_new(&level).map_err(|e| LogError::BadFilter {
@@ -66,10 +63,8 @@ pub fn init_logging(json: bool, level: &str) -> Result<LogGuard, LogError> {
         .with_target(true);
     let res = if json {
         builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(crate::jsonline::JsonLines::new())
             .try_init()
     } else {
         builder.compact().try_init()

@@ -241,6 +241,38 @@ fn no_planted_identifier_reaches_any_output_at_trace_level() {
     // The redaction was real: bodies were logged, masked, counted.
     let out = h.proxy.output();
     assert!(out.contains("\"request_body\":"), "bodies logged");
+    // Every line is one JSON object; complete JSON bodies and headers are logged as
+    // objects, everything else as strings.
+    let access: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v: &serde_json::Value| v["target"] == "access")
+        .collect();
+    let echoed = access
+        .iter()
+        .find(|v| v["path"] == "/dingtalk/echo")
+        .expect("the callback's access event");
+    assert!(echoed["request_json"].is_object(), "{echoed}");
+    assert!(
+        echoed["request_json"]["senderStaffId"].is_string(),
+        "{echoed}"
+    );
+    assert!(echoed["request_headers"].is_object(), "{echoed}");
+    assert!(echoed.get("request_body").is_none(), "{echoed}");
+    for v in &access {
+        for k in ["request_body", "response_body"] {
+            assert!(
+                v.get(k).is_none_or(serde_json::Value::is_string),
+                "{k}: {v}"
+            );
+        }
+        for k in ["request_json", "response_json"] {
+            assert!(
+                v.get(k).is_none_or(serde_json::Value::is_object),
+                "{k}: {v}"
+            );
+        }
+    }
     assert!(
         out.contains("[REDACTED:") || out.contains("[email:"),
         "{out}"
