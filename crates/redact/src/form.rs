@@ -25,7 +25,7 @@ pub(crate) fn redact<'a>(
                 let name = decode(&q[a..ne]);
                 match eng.sensitive_name(&name, true) {
                     Some((rule, hashable)) if vs < b => {
-                        report.record(eng.rule_name(rule), base + vs, b - vs);
+                        report.record(rule, eng.rule_name(rule), base + vs, b - vs);
                         out.replace(vs, b, |o| eng.write_token(o, rule, &q[vs..b], hashable));
                     }
                     _ => {

@@ -43,7 +43,7 @@ pub(crate) fn redact<'a>(
     let mut out = String::with_capacity(start + 24);
     out.push_str(&value[..start]);
     eng.write_token(&mut out, rule, &value[start..], false);
-    report.record(eng.rule_name(rule), start, value.len() - start);
+    report.record(rule, eng.rule_name(rule), start, value.len() - start);
     Cow::Owned(out)
 }
 

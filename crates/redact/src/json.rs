@@ -233,7 +233,7 @@ impl Walker<'_, '_, '_> {
             None => raw,
         };
         self.report
-            .record(self.eng.rule_name(w.rule), w.start, end - w.start);
+            .record(w.rule, self.eng.rule_name(w.rule), w.start, end - w.start);
         let eng = self.eng;
         self.out.replace(w.start, end, |o| {
             o.push('"');

@@ -304,8 +304,8 @@ impl Engine {
         for h in hits {
             let name = &self.names[usize::from(h.rule)];
             match loc {
-                Loc::Shift(base) => report.record(name, base + h.start, h.end - h.start),
-                Loc::Span(offset, len) => report.record(name, offset, len),
+                Loc::Shift(base) => report.record(h.rule, name, base + h.start, h.end - h.start),
+                Loc::Span(offset, len) => report.record(h.rule, name, offset, len),
             }
             out.replace(at + h.start, at + h.end, |o| {
                 self.write_token(o, h.rule, &s[h.start..h.end], h.hashable)

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::rules::{RuleId, BUILTIN, JSON_KEY, JSON_KEY_NAME};
+
 /// One replaced value, as shown by `clawveil redact --explain`: which rule, and
 /// where in the input. Never the value itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,14 +19,39 @@ pub struct Match {
     pub len: usize,
 }
 
+/// Rules every engine numbers alike (the built-ins, then `json-key`): counted
+/// by id in a fixed array, so recording one neither allocates nor compares
+/// names nor touches the engine's shared `Arc` counts.
+const FIXED: usize = JSON_KEY as usize + 1;
+
+/// The name of a fixed rule.
+fn fixed_name(id: usize) -> &'static str {
+    BUILTIN.get(id).copied().unwrap_or(JSON_KEY_NAME)
+}
+
 /// Counts of replaced values per rule, filled in by every engine call.
 ///
 /// A report can be reused across calls (counts add up) and [`clear`](Report::clear)ed.
-/// It allocates only when something is replaced.
+/// It allocates only when a custom rule replaces something (or, in explain
+/// mode, for the matches).
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    counts: Vec<(Arc<str>, u64)>,
+    /// Per fixed rule id, its count.
+    fixed: [u64; FIXED],
+    /// The fixed rules with a count, in the order they first matched.
+    order: [u8; FIXED],
+    seen: u8,
+    /// Custom rules (whose ids differ between engines), in first-match order.
+    custom: Vec<Custom>,
     matches: Option<Vec<Match>>,
+}
+
+#[derive(Debug, Clone)]
+struct Custom {
+    rule: Arc<str>,
+    count: u64,
+    /// How many fixed rules had matched before this one first did.
+    after: u8,
 }
 
 impl Report {
@@ -36,32 +63,48 @@ impl Report {
     /// A report that also keeps the position of every match (for `--explain`).
     pub fn with_matches() -> Self {
         Report {
-            counts: Vec::new(),
             matches: Some(Vec::new()),
+            ..Self::default()
         }
     }
 
     /// `(rule, count)` pairs, in the order the rules first matched.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
-        self.counts.iter().map(|(r, n)| (&**r, *n))
+        let order = &self.order[..usize::from(self.seen)];
+        let (mut f, mut c) = (0, 0);
+        // merges the two lists: a custom rule comes before the fixed rules
+        // that first matched after it
+        std::iter::from_fn(move || {
+            if let Some(e) = self.custom.get(c).filter(|e| usize::from(e.after) <= f) {
+                c += 1;
+                return Some((&*e.rule, e.count));
+            }
+            let id = usize::from(*order.get(f)?);
+            f += 1;
+            Some((fixed_name(id), self.fixed[id]))
+        })
     }
 
     /// How many values `rule` replaced.
     pub fn count(&self, rule: &str) -> u64 {
-        self.counts
-            .iter()
-            .find(|(r, _)| &**r == rule)
-            .map_or(0, |(_, n)| *n)
+        match (0..FIXED).find(|&id| fixed_name(id) == rule) {
+            Some(id) => self.fixed[id],
+            None => self
+                .custom
+                .iter()
+                .find(|e| &*e.rule == rule)
+                .map_or(0, |e| e.count),
+        }
     }
 
     /// How many values were replaced in all.
     pub fn total(&self) -> u64 {
-        self.counts.iter().map(|(_, n)| n).sum()
+        self.fixed.iter().sum::<u64>() + self.custom.iter().map(|e| e.count).sum::<u64>()
     }
 
     /// Whether nothing was replaced.
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.seen == 0 && self.custom.is_empty()
     }
 
     /// The recorded matches, in input order per call; empty unless the report was
@@ -72,24 +115,40 @@ impl Report {
 
     /// Forgets all counts and matches (keeps the explain mode).
     pub fn clear(&mut self) {
-        self.counts.clear();
+        self.fixed = [0; FIXED];
+        self.seen = 0;
+        self.custom.clear();
         if let Some(m) = &mut self.matches {
             m.clear();
         }
     }
 
-    pub(crate) fn record(&mut self, rule: &Arc<str>, offset: usize, len: usize) {
-        match self
-            .counts
-            .iter_mut()
-            .find(|(r, _)| Arc::ptr_eq(r, rule) || **r == **rule)
-        {
-            Some((_, n)) => *n += 1,
-            None => self.counts.push((Arc::clone(rule), 1)),
+    /// Counts a match of rule `id`, named `name` in its engine.
+    pub(crate) fn record(&mut self, id: RuleId, name: &Arc<str>, offset: usize, len: usize) {
+        let i = usize::from(id);
+        if i < FIXED {
+            if self.fixed[i] == 0 {
+                self.order[usize::from(self.seen)] = i as u8;
+                self.seen += 1;
+            }
+            self.fixed[i] += 1;
+        } else {
+            match self
+                .custom
+                .iter_mut()
+                .find(|e| Arc::ptr_eq(&e.rule, name) || *e.rule == **name)
+            {
+                Some(e) => e.count += 1,
+                None => self.custom.push(Custom {
+                    rule: Arc::clone(name),
+                    count: 1,
+                    after: self.seen,
+                }),
+            }
         }
         if let Some(m) = &mut self.matches {
             m.push(Match {
-                rule: Arc::clone(rule),
+                rule: Arc::clone(name),
                 offset,
                 len,
             });
@@ -100,6 +159,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::{DINGTALK, EMAIL, FIRST_CUSTOM, PHONE};
 
     #[test]
     fn counts_add_up_and_clear() {
@@ -107,9 +167,9 @@ mod tests {
         let email: Arc<str> = Arc::from("email");
         let mut r = Report::with_matches();
         assert!(r.is_empty());
-        r.record(&phone, 3, 11);
-        r.record(&email, 20, 9);
-        r.record(&phone, 40, 11);
+        r.record(PHONE, &phone, 3, 11);
+        r.record(EMAIL, &email, 20, 9);
+        r.record(PHONE, &phone, 40, 11);
         assert_eq!(r.count("phone"), 2);
         assert_eq!(r.count("jwt"), 0);
         assert_eq!(r.total(), 3);
@@ -118,7 +178,37 @@ mod tests {
         r.clear();
         assert!(r.is_empty() && r.matches().is_empty());
         let mut plain = Report::new();
-        plain.record(&phone, 0, 1);
+        plain.record(PHONE, &phone, 0, 1);
         assert!(plain.matches().is_empty());
+    }
+
+    #[test]
+    fn custom_and_fixed_rules_keep_their_first_match_order() {
+        let name = |s: &str| -> Arc<str> { Arc::from(s) };
+        let (order, ticket, jk) = (name("order"), name("ticket"), name("json-key"));
+        let mut r = Report::new();
+        r.record(FIRST_CUSTOM + 1, &ticket, 0, 1);
+        r.record(PHONE, &name("phone"), 0, 1);
+        r.record(JSON_KEY, &jk, 0, 1);
+        // another engine, where the same custom rule has another id
+        r.record(FIRST_CUSTOM, &order, 0, 1);
+        r.record(FIRST_CUSTOM, &ticket, 0, 1);
+        r.record(DINGTALK, &name("dingtalk"), 0, 1);
+        let got: Vec<_> = r.iter().collect();
+        assert_eq!(
+            got,
+            [
+                ("ticket", 2),
+                ("phone", 1),
+                ("json-key", 1),
+                ("order", 1),
+                ("dingtalk", 1)
+            ]
+        );
+        assert_eq!(
+            (r.count("ticket"), r.count("json-key"), r.total()),
+            (2, 1, 6)
+        );
+        assert!(!r.is_empty());
     }
 }

@@ -223,7 +223,7 @@ impl Walker<'_, '_, '_> {
                 let src = self.src;
                 let value = src[start..p].trim_start_matches('-');
                 self.report
-                    .record(self.eng.rule_name(h.rule), start, p - start);
+                    .record(h.rule, self.eng.rule_name(h.rule), start, p - start);
                 let eng = self.eng;
                 self.out.replace(start, p, |o| {
                     o.push('"');
