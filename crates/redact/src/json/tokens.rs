@@ -291,6 +291,7 @@ fn before(x: u64, k: u32) -> u64 {
 /// Position of the first `"`, `\\` or control character: sixteen, then eight bytes
 /// at a time, then byte by byte in the last few. What the bytes before it hold
 /// is added to `holds`.
+#[inline(always)]
 fn special<const NOTE: bool>(s: &[u8], holds: &mut Holds) -> Option<usize> {
     let word = |i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
     let mut i = 0;
