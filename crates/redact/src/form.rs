@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use crate::mask::Splice;
-use crate::{Engine, Loc, Report};
+use crate::{scratch, Engine, Loc, Report};
 
 /// Redacts `q` (`a=b&c=d`, optionally led by `?`); offsets are reported shifted
 /// by `base`.
@@ -14,7 +14,7 @@ pub(crate) fn redact<'a>(
     report: &mut Report,
 ) -> Cow<'a, str> {
     let mut out = Splice::new(q);
-    let mut hits = Vec::new();
+    let (mut hits, spare) = scratch::take();
     let mut a = usize::from(q.starts_with('?'));
     while a <= q.len() {
         let b = q[a..].find('&').map_or(q.len(), |i| a + i);
@@ -38,6 +38,7 @@ pub(crate) fn redact<'a>(
         }
         a = b + 1;
     }
+    scratch::give(hits, spare);
     out.finish()
 }
 

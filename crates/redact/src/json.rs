@@ -29,7 +29,7 @@ use std::borrow::Cow;
 
 use crate::mask::Splice;
 use crate::rules::{Hit, RuleId, Scan};
-use crate::{Engine, OmitReason, Report};
+use crate::{scratch, Engine, OmitReason, Report};
 
 /// Deepest nesting accepted; the same limit as serde_json's.
 const MAX_DEPTH: u32 = 128;
@@ -53,7 +53,7 @@ pub(crate) fn redact<'a>(
     partial: bool,
     report: &mut Report,
 ) -> Result<Cow<'a, str>, OmitReason> {
-    let mut raw = Vec::new();
+    let (mut raw, hits) = scratch::take();
     eng.scanner()
         .scan_literals(src.as_bytes(), Scan::Json, &mut raw);
     let mut w = Walker {
@@ -64,20 +64,24 @@ pub(crate) fn redact<'a>(
         out: Splice::new(src),
         raw,
         next_raw: 0,
-        hits: Vec::new(),
+        hits,
         report,
         end: src.len(),
         partial,
         pending: None,
         whole: None,
     };
-    match w.walk() {
-        Ok(()) => {}
-        Err(Stop::Eof) if partial => w.stop_at_eof(),
-        Err(_) => return Err(OmitReason::InvalidJson),
-    }
-    let end = w.end;
-    Ok(w.out.finish_at(end))
+    let walked = match w.walk() {
+        Ok(()) => Ok(()),
+        Err(Stop::Eof) if partial => {
+            w.stop_at_eof();
+            Ok(())
+        }
+        Err(_) => Err(OmitReason::InvalidJson),
+    };
+    scratch::give(w.raw, w.hits);
+    walked?;
+    Ok(w.out.finish_at(w.end))
 }
 
 /// The position of the first byte from `pos` on that is not JSON whitespace.

@@ -107,6 +107,7 @@ mod json;
 mod mask;
 mod report;
 mod rules;
+mod scratch;
 mod truncate;
 
 use std::borrow::Cow;
@@ -202,8 +203,10 @@ impl Engine {
 
     /// Redacts free text by the pattern rules. Borrows `s` when nothing matched.
     pub fn redact_text<'a>(&self, s: &'a str, report: &mut Report) -> Cow<'a, str> {
-        let mut hits = Vec::new();
-        self.text_at(s, 0, &mut hits, report)
+        let (mut hits, spare) = scratch::take();
+        let out = self.text_at(s, 0, &mut hits, report);
+        scratch::give(hits, spare);
+        out
     }
 
     /// Redacts a query string (`a=b&c=d`, with or without the leading `?`):
