@@ -8,6 +8,7 @@ mod body;
 mod capture;
 mod content;
 mod headers;
+mod linger;
 mod listener;
 mod plain;
 mod service;

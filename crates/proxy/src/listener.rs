@@ -186,7 +186,7 @@ pub async fn serve_tls(
         crate::service::handle(shared.clone(), conn.clone(), req)
     });
     let served = builder
-        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+        .serve_connection_with_upgrades(TokioIo::new(crate::linger::Lingering::new(tls)), svc)
         .into_owned();
     if let Err(e) = watcher.watch(served).await {
         note_connection_error(metrics, &*e, peer);

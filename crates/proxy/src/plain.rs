@@ -42,7 +42,7 @@ pub async fn serve_plain(
     });
     let conn = ctx
         .builder
-        .serve_connection(TokioIo::new(stream), svc)
+        .serve_connection(TokioIo::new(crate::linger::Lingering::new(stream)), svc)
         .into_owned();
     if let Err(e) = watcher.watch(conn).await {
         crate::listener::note_connection_error(&ctx.metrics, &*e, peer);

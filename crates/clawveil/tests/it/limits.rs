@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{stdout, Harness, Opts};
+use crate::common::{stdout, tls_stream, Harness, Opts};
 
 #[test]
 fn oversized_bodies_get_413_declared_or_streamed_and_are_counted() {
@@ -68,6 +68,41 @@ fn oversized_headers_get_431_and_are_counted() {
         h.status(&["--http1.1", "-H", &small, &h.url("/hello")]),
         200
     );
+}
+
+/// A client still writing a head far over the limit when the proxy answers 431 must
+/// be able to finish writing and read the answer: closing with its data unread would
+/// reset the connection under it.
+#[test]
+fn a_client_still_sending_an_oversized_head_reads_the_431() {
+    let h = Harness::with(Opts {
+        limits: "max_header_bytes = \"16KiB\"",
+        ..Opts::default()
+    });
+    for _ in 0..3 {
+        let mut s = tls_stream(&h);
+        let head = format!(
+            "GET /hello HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(2 << 20)
+        );
+        s.write_all(head.as_bytes())
+            .expect("the proxy reads the rest of a refused head instead of resetting");
+        s.flush().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // the answer, then the end of the connection (without close_notify)
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let got = String::from_utf8_lossy(&got);
+        assert!(got.starts_with("HTTP/1.1 431"), "{got:?}");
+    }
+    assert!(h.metric("clawveil_fail_closed_total{reason=\"header_too_large\"}") >= 3.0);
+    // still serving
+    assert_eq!(stdout(&h.curl(&[&h.url("/after")])), "ok");
 }
 
 #[test]
