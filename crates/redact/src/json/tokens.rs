@@ -108,6 +108,11 @@ impl Walker<'_, '_, '_> {
         let src = self.src;
         let content = &src[start + 1..end - 1];
         let raw = self.raw_in(start + 1, end - 1);
+        if !escaped && !holds.any() && raw.is_empty() && !self.eng.scanner().has_custom() {
+            // no separator or digit, no literal match, no custom rule: nothing
+            // can match (most keys and short values), so skip the scratch list
+            return;
+        }
         if !escaped {
             self.hits.clear();
             if holds.any() {

@@ -212,6 +212,12 @@ impl Scanner {
         }
     }
 
+    /// Whether any custom rule is configured.
+    #[inline]
+    pub(crate) fn has_custom(&self) -> bool {
+        self.custom.is_some()
+    }
+
     /// The custom rules only, unsorted.
     #[inline]
     pub(crate) fn scan_custom(&self, s: &str, hits: &mut Vec<Hit>) {

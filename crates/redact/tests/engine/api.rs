@@ -147,6 +147,24 @@ fn custom_rules() {
         "application/json",
     ));
     assert_eq!(out, r#"{"note":"see [REDACTED:order-id]"}"#);
+    // ... even in strings with no separator, digit or literal, which the JSON
+    // walker otherwise skips without scanning
+    let letters = with(|c| {
+        c.custom = vec![CustomRule {
+            name: "codename".into(),
+            pattern: r"Bluebird".into(),
+            replace: Replace::Mask,
+        }]
+    });
+    let out = redacted(body(
+        &letters,
+        r#"{"Bluebird":"a Bluebird","plain":"text"}"#,
+        "application/json",
+    ));
+    assert_eq!(
+        out,
+        r#"{"[REDACTED:codename]":"a [REDACTED:codename]","plain":"text"}"#
+    );
     assert!(plain.rule_names().any(|n| n == "order-id"));
     let bad = Engine::new(&EngineConfig {
         custom: vec![CustomRule {
