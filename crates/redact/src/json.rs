@@ -240,9 +240,7 @@ impl Walker<'_, '_, '_> {
             .record(w.rule, self.eng.rule_name(w.rule), w.start, end - w.start);
         let eng = self.eng;
         self.out.replace(w.start, end, |o| {
-            o.push('"');
-            eng.write_token(o, w.rule, value, w.hashable);
-            o.push('"');
+            eng.write_quoted_token(o, w.rule, value, w.hashable);
         });
     }
 

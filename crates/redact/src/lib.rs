@@ -139,6 +139,9 @@ pub struct Engine {
     /// Per rule, its fixed mask `[REDACTED:<rule>]`, written as is whenever
     /// nothing is hashed.
     masks: Vec<Box<str>>,
+    /// The same masks in quotes, `"[REDACTED:<rule>]"`: the whole string token
+    /// that replaces a JSON value.
+    quoted: Vec<Box<str>>,
     json_keys: Vec<rules::names::Norm>,
 }
 
@@ -162,7 +165,7 @@ impl Engine {
     pub fn new(cfg: &EngineConfig) -> Result<Engine, RedactError> {
         let masker = Masker::new(cfg.hash_key.as_deref())?;
         let c = config::compile(cfg)?;
-        let masks = c
+        let masks: Vec<Box<str>> = c
             .names
             .iter()
             .map(|n| {
@@ -171,11 +174,13 @@ impl Engine {
                 m.into_boxed_str()
             })
             .collect();
+        let quoted = masks.iter().map(|m| format!("\"{m}\"").into()).collect();
         Ok(Engine {
             scanner: Scanner::new(c.enabled, c.custom),
             masker,
             names: c.names,
             masks,
+            quoted,
             json_keys: c.json_keys,
         })
     }
@@ -330,6 +335,25 @@ impl Engine {
                 .write(out, name, value, hashable, rules::canon(rule));
         } else {
             out.push_str(&self.masks[usize::from(rule)]);
+        }
+    }
+
+    /// Writes the JSON string token replacing the JSON value `value` (the
+    /// token of [`write_token`](Engine::write_token), in quotes).
+    pub(crate) fn write_quoted_token(
+        &self,
+        out: &mut String,
+        rule: rules::RuleId,
+        value: &str,
+        hashable: bool,
+    ) {
+        if hashable && self.masker.hashing() {
+            out.push('"');
+            self.write_token(out, rule, value, hashable);
+            out.push('"');
+        } else {
+            // the mask and its quotes in one copy
+            out.push_str(&self.quoted[usize::from(rule)]);
         }
     }
 

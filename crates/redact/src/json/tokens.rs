@@ -231,9 +231,7 @@ impl Walker<'_, '_, '_> {
                     .record(h.rule, self.eng.rule_name(h.rule), start, p - start);
                 let eng = self.eng;
                 self.out.replace(start, p, |o| {
-                    o.push('"');
-                    eng.write_token(o, h.rule, value, h.hashable);
-                    o.push('"');
+                    eng.write_quoted_token(o, h.rule, value, h.hashable);
                 });
                 Ok(())
             }
