@@ -363,6 +363,10 @@ impl Engine {
     /// scanning skips the colons that end keys.
     pub(crate) fn sensitive_name(&self, name: &[u8], param: bool) -> Option<(rules::RuleId, bool)> {
         let class = rules::names::Class::of(name);
+        if class.is_none() && self.json_keys.is_empty() {
+            // most names are in no list: nothing below could say yes
+            return None;
+        }
         let en = self.scanner.enabled();
         if param && en.has(rules::URL_SECRET) && class.url_param() {
             return Some((rules::URL_SECRET, false));

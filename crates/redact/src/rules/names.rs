@@ -76,6 +76,11 @@ impl Class {
         TRIE.walk(pair.node, &name[..name.len() - 2])
     }
 
+    /// In no list at all (every test below is false)?
+    pub(crate) fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
     fn has(self, flags: u8) -> bool {
         self.0 & flags != 0
     }
