@@ -67,7 +67,10 @@ import statistics, sys
 rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 off = statistics.mean(a for a, _ in rows); red = statistics.mean(b for _, b in rows)
 per = sorted(b / a for a, b in rows)
+# a 95% interval for the mean of the per-round ratios (rounds are independent pairs)
+half = 1.96 * statistics.stdev(per) / len(per) ** 0.5 if len(per) > 1 else float("nan")
 print(f"ratio redacted/off: {red/off:.3f} (means {off:.0f} vs {red:.0f} req/s); "
-      f"median of per-round ratios {statistics.median(per):.3f}, range {per[0]:.3f}-{per[-1]:.3f}; "
+      f"per-round ratios: mean {statistics.mean(per):.3f} ± {half:.3f} (95%), "
+      f"median {statistics.median(per):.3f}, range {per[0]:.3f}-{per[-1]:.3f}; "
       f"{len(rows)} rounds of {sys.argv[2]}s")
 EOP
