@@ -7,6 +7,7 @@
 //! The access event can carry fields whose values are JSON already (a redacted JSON
 //! body, the redacted headers); those are written as JSON values, not as strings.
 
+use std::cell::Cell;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
@@ -61,134 +62,228 @@ where
     }
 }
 
-/// One access event as a JSON object on one line.
+thread_local! {
+    /// The line being built, kept per thread so a line costs no allocation.
+    static LINE: Cell<String> = const { Cell::new(String::new()) };
+    /// The timestamp up to the second (`2026-11-24T21:21:20`) and that second.
+    static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// One access event as a JSON object on one line. It is built in a `String` of
+/// our own and handed over in one piece: the writer tracing passes in forwards
+/// every small write through a `dyn` call.
 fn write_line(w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result {
-    w.write_str("{\"timestamp\":\"")?;
-    SystemTime.format_time(w)?;
-    w.write_str("\",\"level\":\"")?;
-    w.write_str(event.metadata().level().as_str())?;
-    w.write_char('"')?;
-    let mut fields = Fields { w, result: Ok(()) };
+    let mut line = LINE.try_with(Cell::take).unwrap_or_default();
+    line.clear();
+    line.push_str("{\"timestamp\":\"");
+    timestamp(&mut line)?;
+    line.push_str("\",\"level\":\"");
+    line.push_str(event.metadata().level().as_str());
+    line.push('"');
+    let mut fields = Fields {
+        line: &mut line,
+        result: Ok(()),
+    };
     event.record(&mut fields);
-    fields.result?;
-    w.write_str(",\"target\":")?;
-    write_str(w, event.metadata().target())?;
-    w.write_str("}\n")
+    let result = fields.result;
+    line.push_str(",\"target\":");
+    write_str(&mut line, event.metadata().target());
+    line.push_str("}\n");
+    let written = result.and_then(|()| w.write_str(&line));
+    if line.capacity() <= 64 * 1024 {
+        let _ = LINE.try_with(|l| l.set(line));
+    }
+    written
+}
+
+/// The current time as tracing-subscriber's JSON format writes it
+/// (`2026-11-24T21:21:20.621923Z`); the part up to the second is formatted once
+/// per second and thread.
+fn timestamp(line: &mut String) -> fmt::Result {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (secs, micros) = (now.as_secs(), now.subsec_micros());
+    let mut cached = SECOND.try_with(Cell::get).unwrap_or((u64::MAX, [0; 19]));
+    if cached.0 != secs {
+        let mut full = String::with_capacity(32);
+        SystemTime.format_time(&mut Writer::new(&mut full))?;
+        match full.as_bytes().get(..19) {
+            Some(head) => cached = (secs, head.try_into().unwrap_or([b'0'; 19])),
+            None => {
+                line.push_str(&full);
+                return Ok(());
+            }
+        }
+        let _ = SECOND.try_with(|c| c.set(cached));
+    }
+    line.push_str(std::str::from_utf8(&cached.1).unwrap_or("1970-01-01T00:00:00"));
+    let mut frac = [b'.', b'0', b'0', b'0', b'0', b'0', b'0', b'Z'];
+    let mut m = micros;
+    for d in frac[1..7].iter_mut().rev() {
+        *d = b'0' + (m % 10) as u8;
+        m /= 10;
+    }
+    line.push_str(std::str::from_utf8(&frac).unwrap_or(".000000Z"));
+    Ok(())
 }
 
 /// Writes each field as `,"name":value`.
-struct Fields<'w, 'a> {
-    w: &'w mut Writer<'a>,
+struct Fields<'l> {
+    line: &'l mut String,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = (|| {
-                self.w.write_char(',')?;
-                write_str(self.w, field.name())?;
-                self.w.write_char(':')?;
-                value(self.w)
-            })();
+impl Fields<'_> {
+    fn key(&mut self, field: &Field) -> &mut String {
+        let name = field.name();
+        if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            // the access event's names: nothing in them needs escaping
+            self.line.push_str(",\"");
+            self.line.push_str(name);
+            self.line.push_str("\":");
+        } else {
+            self.line.push(',');
+            write_str(self.line, name);
+            self.line.push(':');
         }
+        self.line
     }
 }
 
-impl Visit for Fields<'_, '_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        let line = self.key(field);
         if JSON_VALUED.contains(&field.name()) {
-            self.field(field, |w| write_json(w, value));
+            write_json(line, value);
         } else {
-            self.field(field, |w| write_str(w, value));
+            write_str(line, value);
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| write!(w, "{value}"));
+        let line = self.key(field);
+        line.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w| write!(w, "{value}"));
+        let line = self.key(field);
+        line.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
+        let line = self.key(field);
         if value.is_finite() {
-            self.field(field, |w| write!(w, "{value}"));
+            let r = write!(line, "{value}");
+            self.result = self.result.and(r);
         } else {
-            self.field(field, |w| w.write_str("null"));
+            line.push_str("null");
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
+        let line = self.key(field);
+        line.push_str(if value { "true" } else { "false" });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `message` arrives here; it is escaped as it is formatted, without a buffer
-        self.field(field, |w| {
-            w.write_char('"')?;
-            write!(Escaper(w), "{value:?}")?;
-            w.write_char('"')
-        });
+        let line = self.key(field);
+        line.push('"');
+        let r = write!(Escaper(line), "{value:?}");
+        line.push('"');
+        self.result = self.result.and(r);
     }
 }
 
 /// Escapes whatever is written through it for the inside of a JSON string.
-struct Escaper<'w, W>(&'w mut W);
+struct Escaper<'l>(&'l mut String);
 
-impl<W: fmt::Write> fmt::Write for Escaper<'_, W> {
+impl fmt::Write for Escaper<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        escape_into(self.0, s)
+        escape_into(self.0, s);
+        Ok(())
     }
 }
 
 /// A JSON string literal.
-pub(crate) fn write_str(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    w.write_char('"')?;
-    escape_into(w, s)?;
-    w.write_char('"')
+pub(crate) fn write_str(line: &mut String, s: &str) {
+    line.push('"');
+    escape_into(line, s);
+    line.push('"');
 }
 
-/// `s` with what JSON requires escaped (quote, backslash, control characters).
-fn escape_into(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
+/// `s` with what JSON requires escaped (quote, backslash, control characters),
+/// looked for eight bytes at a time.
+fn escape_into(line: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
+    let mut i = 0;
+    while i < bytes.len() {
+        let word = match bytes.get(i..i + 8) {
+            Some(chunk) => u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])),
+            None => {
+                // the last few bytes, padded with a byte that needs no escaping
+                let mut w = [b' '; 8];
+                w[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+                u64::from_le_bytes(w)
+            }
+        };
+        let m = stops(word);
+        if m == 0 {
+            i += 8;
             continue;
         }
+        i += (m.trailing_zeros() / 8) as usize;
         // every byte that needs escaping is ASCII, so `i` is a char boundary
-        w.write_str(&s[start..i])?;
-        match b {
-            b'"' => w.write_str("\\\"")?,
-            b'\\' => w.write_str("\\\\")?,
-            b'\n' => w.write_str("\\n")?,
-            b'\r' => w.write_str("\\r")?,
-            b'\t' => w.write_str("\\t")?,
-            _ => write!(w, "\\u{b:04x}")?,
+        line.push_str(&s[start..i]);
+        match bytes[i] {
+            b'"' => line.push_str("\\\""),
+            b'\\' => line.push_str("\\\\"),
+            b'\n' => line.push_str("\\n"),
+            b'\r' => line.push_str("\\r"),
+            b'\t' => line.push_str("\\t"),
+            b => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                line.push_str("\\u00");
+                line.push(char::from(HEX[usize::from(b >> 4)]));
+                line.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
-    w.write_str(&s[start..])
+    line.push_str(&s[start..]);
+}
+
+/// The high bit of every byte of `x` that is `"`, `\\` or below 0x20: sums over the
+/// low seven bits of each byte never carry into the next one.
+fn stops(x: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = LO << 7;
+    let low = x & !HI;
+    let ctl = !(low + LO * (0x80 - 0x20));
+    let quote = !((low ^ (LO * u64::from(b'"'))) + LO * 0x7f);
+    let backslash = !((low ^ (LO * u64::from(b'\\'))) + LO * 0x7f);
+    (ctl | quote | backslash) & !x & HI
 }
 
 /// A value that is JSON already. It is written as is, except that line breaks
 /// (only possible as whitespace between tokens in valid JSON) become spaces so the
 /// event stays on one line. Only objects are taken (a field keeps one type for log
 /// stores that fix it); anything else is written as a string.
-pub(crate) fn write_json(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
+pub(crate) fn write_json(line: &mut String, s: &str) {
     let t = s.trim_start_matches([' ', '\t', '\n', '\r']);
     if !t.starts_with('{') {
-        return write_str(w, s);
+        return write_str(line, s);
     }
     let mut rest = t;
     while let Some(i) = memchr::memchr2(b'\n', b'\r', rest.as_bytes()) {
-        w.write_str(&rest[..i])?;
-        w.write_char(' ')?;
+        line.push_str(&rest[..i]);
+        line.push(' ');
         rest = &rest[i + 1..];
     }
-    w.write_str(rest)
+    line.push_str(rest);
 }
 
 #[cfg(test)]
@@ -296,13 +391,13 @@ mod tests {
 
     fn s(v: &str) -> String {
         let mut out = String::new();
-        write_str(&mut out, v).unwrap();
+        write_str(&mut out, v);
         out
     }
 
     fn j(v: &str) -> String {
         let mut out = String::new();
-        write_json(&mut out, v).unwrap();
+        write_json(&mut out, v);
         out
     }
 
@@ -323,6 +418,49 @@ mod tests {
                 "round trip {v:?}"
             );
         }
+    }
+
+    #[test]
+    fn escaping_holds_at_every_position_and_length() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in ['"', '\\', '\n', '\u{0}', '\u{1f}', 'é', '中'] {
+                    let v: String = (0..len)
+                        .map(|i| if i == at { special } else { 'x' })
+                        .collect();
+                    assert_eq!(s(&v), serde_json::to_string(&v).unwrap(), "{v:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_look_like_tracing_subscribers() {
+        use tracing_subscriber::fmt::time::FormatTime;
+        let mut theirs = String::new();
+        tracing_subscriber::fmt::time::SystemTime
+            .format_time(&mut tracing_subscriber::fmt::format::Writer::new(
+                &mut theirs,
+            ))
+            .unwrap();
+        let mut ours = String::new();
+        super::timestamp(&mut ours).unwrap();
+        assert_eq!(ours.len(), theirs.len(), "{ours} vs {theirs}");
+        let shape = |t: &str| {
+            t.bytes()
+                .map(|b| if b.is_ascii_digit() { b'9' } else { b })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&ours), shape(&theirs), "{ours} vs {theirs}");
+        // the same year, month and day unless the test straddles midnight UTC
+        assert!(
+            ours[..10] == theirs[..10] || &ours[11..16] == "00:00",
+            "{ours} vs {theirs}"
+        );
+        // and again within the same second, from the cached part
+        let mut again = String::new();
+        super::timestamp(&mut again).unwrap();
+        assert_eq!(shape(&again), shape(&theirs));
     }
 
     #[test]

@@ -13,6 +13,8 @@ mod metrics;
 mod server;
 
 pub use access::{AccessEvent, BodyField, ErrorClass};
+/// The JSON line format (installed by [`init_logging`]); public for measurements.
+pub use jsonline::JsonLines;
 pub use logging::{filter_directives, init_logging, LogError, LogGuard};
 pub use metrics::{method_label, status_class, FailReason, Listener, Metrics};
 /// A counter handle, resolved once from a labelled family (its label lookup
