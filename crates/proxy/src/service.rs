@@ -157,12 +157,13 @@ impl Exchange {
         content: &ContentLog,
         report: &mut clawveil_redact::Report,
     ) -> crate::content::Sample {
-        let text =
-            |v: &Option<HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned);
+        fn text(v: &Option<HeaderValue>) -> Option<&str> {
+            v.as_ref().and_then(|v| v.to_str().ok())
+        }
         content.body(
             &self.body,
-            text(&self.content_type).as_deref(),
-            text(&self.content_encoding).as_deref(),
+            text(&self.content_type),
+            text(&self.content_encoding),
             report,
         )
     }
