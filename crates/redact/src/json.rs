@@ -34,19 +34,6 @@ use crate::{scratch, Engine, OmitReason, Report};
 /// Deepest nesting accepted; the same limit as serde_json's.
 const MAX_DEPTH: u32 = 128;
 
-/// Bytes that end a run of plain string contents: `"`, `\` and control characters.
-static SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
 pub(crate) fn redact<'a>(
     eng: &Engine,
     src: &'a str,

@@ -2,7 +2,7 @@
 //! redacted in place), keys, numbers and literals.
 
 use super::strings::{decode, encode};
-use super::{Stop, Walker, SPECIAL};
+use super::{Stop, Walker};
 use crate::mask::Splice;
 use crate::rules::{self, in_range, Scan, LO};
 use crate::{truncate, Loc};
@@ -269,69 +269,126 @@ impl Walker<'_, '_, '_> {
 pub(super) struct Holds(u64);
 
 impl Holds {
-    #[inline(always)]
-    fn add(&mut self, x: u64) {
-        self.0 |= in_range(x, b'(', b'@');
-    }
-
     pub(super) fn any(self) -> bool {
         self.0 != 0
     }
 }
 
+/// The high bits of the bytes of `x` that `Holds` notes, when `NOTE`.
 #[inline(always)]
-fn add<const NOTE: bool>(holds: &mut Holds, x: u64) {
+fn noted<const NOTE: bool>(x: u64) -> u64 {
     if NOTE {
-        holds.add(x);
+        in_range(x, b'(', b'@')
+    } else {
+        0
     }
 }
 
-/// The bytes of `x` before byte `k` (little-endian), the others zero.
-fn before(x: u64, k: u32) -> u64 {
-    x & ((1u64 << (k * 8)) - 1)
+/// The bits of the bytes below the lowest byte whose high bit `m` (non-zero)
+/// has set.
+#[inline(always)]
+fn below_first(m: u64) -> u64 {
+    ((m & m.wrapping_neg()) >> 7) - 1
 }
 
-/// Position of the first `"`, `\\` or control character: eight bytes at a time
+/// Position of the first `"`, `\` or control character: eight bytes at a time
 /// (most strings end in their first word or two, so a wider step would mostly
-/// test bytes past the end), then byte by byte in the last few. What the bytes
-/// before it hold is added to `holds`.
+/// test bytes past the end); the last few bytes are read as the end of the
+/// word that ends where `s` does. What the bytes before it hold is added to
+/// `holds`.
 #[inline(always)]
 fn special<const NOTE: bool>(s: &[u8], holds: &mut Holds) -> Option<usize> {
+    let mut words = s.chunks_exact(8);
     let mut i = 0;
-    while let Some(chunk) = s.get(i..i + 8) {
+    for chunk in &mut words {
         let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         let m = stops(x);
+        let h = noted::<NOTE>(x);
         if m != 0 {
-            let k = m.trailing_zeros() / 8;
-            add::<NOTE>(holds, before(x, k));
-            return Some(i + k as usize);
+            holds.0 |= h & below_first(m);
+            return Some(i + (m.trailing_zeros() / 8) as usize);
         }
-        add::<NOTE>(holds, x);
+        holds.0 |= h;
         i += 8;
     }
-    let at = s[i..].iter().position(|&c| SPECIAL[usize::from(c)]);
-    let tail = &s[i..at.map_or(s.len(), |p| i + p)];
-    let mut w = [0u8; 8];
-    w[..tail.len()].copy_from_slice(tail);
-    add::<NOTE>(holds, u64::from_le_bytes(w));
-    at.map(|p| i + p)
+    let rest = words.remainder().len();
+    if rest == 0 {
+        return None;
+    }
+    let x = match s.len().checked_sub(8) {
+        // the word ending with `s`, its bytes already tested shifted out (the
+        // zeros shifted in are no stop: only the `rest` low bytes are tested)
+        Some(from) => {
+            let w = u64::from_le_bytes(s[from..].try_into().unwrap_or([0; 8]));
+            w >> (8 * (8 - rest))
+        }
+        None => {
+            let mut w = [0u8; 8];
+            w[..rest].copy_from_slice(s);
+            u64::from_le_bytes(w)
+        }
+    };
+    let m = stops(x) & ((1u64 << (8 * rest)) - 1);
+    let h = noted::<NOTE>(x);
+    if m != 0 {
+        holds.0 |= h & below_first(m);
+        return Some(i + (m.trailing_zeros() / 8) as usize);
+    }
+    holds.0 |= h;
+    None
 }
 
-/// The high bit of every byte of `x` that is `"`, `\\` or a control character
-/// (below 0x20), exactly: the sums are taken over the low seven bits of each
-/// byte, so they never carry into the next byte.
+/// The high bit of the first byte of `x` (little-endian) that is `"`, `\\` or
+/// a control character (below 0x20), and maybe of some later bytes: a
+/// subtraction borrows out of a byte only past one that it tests true, so the
+/// lowest bit set is exact.
+#[inline(always)]
 fn stops(x: u64) -> u64 {
     const HI: u64 = LO << 7;
-    let low = x & !HI;
-    let ctl = !(low + LO * (0x80 - 0x20)); // high bit set: low < 0x20
-    let quote = !((low ^ (LO * u64::from(b'"'))) + LO * 0x7f); // set: low == '"'
-    let backslash = !((low ^ (LO * u64::from(b'\\'))) + LO * 0x7f); // set: low == '\\'
+    let ctl = x.wrapping_sub(LO * 0x20);
+    let quote = (x ^ (LO * u64::from(b'"'))).wrapping_sub(LO);
+    let backslash = (x ^ (LO * u64::from(b'\\'))).wrapping_sub(LO);
+    // a byte with its high bit set is none of them, and xor with a byte below
+    // 0x80 keeps that bit
     (ctl | quote | backslash) & !x & HI
 }
 
 #[cfg(test)]
 mod tests {
     use super::{special, Holds};
+
+    /// What `special` must answer, a byte at a time: the first stop byte, and
+    /// whether any byte before it is in `(`..=`@`.
+    fn naive(s: &[u8]) -> (Option<usize>, bool) {
+        let at = s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let before = &s[..at.unwrap_or(s.len())];
+        (at, before.iter().any(|b| (b'('..=b'@').contains(b)))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        /// Any bytes, mostly from the edges of the stop and holds ranges, and
+        /// any start in them (so every length of the last few bytes).
+        #[test]
+        fn special_agrees_with_a_byte_at_a_time(
+            bytes in proptest::collection::vec(proptest::prop_oneof![
+                proptest::sample::select(
+                    b"aZ ~\x00\x01\x1f\x20\x21\x22\x23\x5b\x5c\x5d\x27\x28\x29\x3f\x40\x41\x7f\x80\x81\x9f\xa0\xa2\xdc\xe4\xff"
+                        .to_vec()),
+                proptest::num::u8::ANY,
+            ], 0..40),
+            from in 0..40usize,
+        ) {
+            let s = &bytes[from.min(bytes.len())..];
+            let (at, any) = naive(s);
+            let mut holds = Holds::default();
+            proptest::prop_assert_eq!(special::<true>(s, &mut holds), at, "{:?}", s);
+            proptest::prop_assert_eq!(holds.any(), any, "{:?}", s);
+            let mut none = Holds::default();
+            proptest::prop_assert_eq!(special::<false>(s, &mut none), at, "{:?}", s);
+            proptest::prop_assert!(!none.any());
+        }
+    }
 
     #[test]
     fn special_finds_the_first_stop_byte() {
