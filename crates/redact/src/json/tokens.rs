@@ -107,16 +107,31 @@ impl Walker<'_, '_, '_> {
         }
     }
 
-    /// Pattern-redacts the string token `[start, end)` in place.
+    /// Pattern-redacts the string token `[start, end)` in place. The test for
+    /// a string nothing can match (most of them) is inlined into the callers.
+    #[inline(always)]
     fn redact_string(&mut self, start: usize, end: usize, escaped: bool, holds: Holds) {
-        let src = self.src;
-        let content = &src[start + 1..end - 1];
         let raw = self.raw_in(start + 1, end - 1);
         if !escaped && !holds.any() && raw.is_empty() && !self.eng.scanner().has_custom() {
             // no separator or digit, no literal match, no custom rule: nothing
             // can match (most keys and short values), so skip the scratch list
             return;
         }
+        self.redact_matches(start, end, escaped, holds, raw);
+    }
+
+    /// `redact_string` for a string something may match; `raw`: the literal
+    /// matches in it.
+    fn redact_matches(
+        &mut self,
+        start: usize,
+        end: usize,
+        escaped: bool,
+        holds: Holds,
+        raw: std::ops::Range<usize>,
+    ) {
+        let src = self.src;
+        let content = &src[start + 1..end - 1];
         if !escaped {
             self.hits.clear();
             if holds.any() {
