@@ -13,7 +13,7 @@ use std::fmt::{self, Write as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Json, Writer};
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::time::SystemTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -97,8 +97,8 @@ fn write_line(w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result {
 }
 
 /// The current time as tracing-subscriber's JSON format writes it
-/// (`2026-11-24T21:21:20.621923Z`); the part up to the second is formatted once
-/// per second and thread.
+/// (`2026-11-24T21:21:20.621923Z`, UTC); the part up to the second is formatted
+/// once per second and thread.
 fn timestamp(line: &mut String) -> fmt::Result {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -106,19 +106,11 @@ fn timestamp(line: &mut String) -> fmt::Result {
     let (secs, micros) = (now.as_secs(), now.subsec_micros());
     let mut cached = SECOND.try_with(Cell::get).unwrap_or((u64::MAX, [0; 19]));
     if cached.0 != secs {
-        let mut full = String::with_capacity(32);
-        SystemTime.format_time(&mut Writer::new(&mut full))?;
-        match full.as_bytes().get(..19) {
-            Some(head) => cached = (secs, head.try_into().unwrap_or([b'0'; 19])),
-            None => {
-                line.push_str(&full);
-                return Ok(());
-            }
-        }
+        cached = (secs, civil(secs));
         let _ = SECOND.try_with(|c| c.set(cached));
     }
     line.push_str(std::str::from_utf8(&cached.1).unwrap_or("1970-01-01T00:00:00"));
-    let mut frac = [b'.', b'0', b'0', b'0', b'0', b'0', b'0', b'Z'];
+    let mut frac = *b".000000Z";
     let mut m = micros;
     for d in frac[1..7].iter_mut().rev() {
         *d = b'0' + (m % 10) as u8;
@@ -126,6 +118,35 @@ fn timestamp(line: &mut String) -> fmt::Result {
     }
     line.push_str(std::str::from_utf8(&frac).unwrap_or(".000000Z"));
     Ok(())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) for seconds since the Unix epoch: days to a
+/// proleptic Gregorian date by eras of 400 years (the usual civil-from-days).
+fn civil(secs: u64) -> [u8; 19] {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let mut out = *b"0000-00-00T00:00:00";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for d in out[at..at + width].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, rem / 3_600);
+    put(14, 2, rem / 60 % 60);
+    put(17, 2, rem % 60);
+    out
 }
 
 /// Writes each field as `,"name":value`.
@@ -431,6 +452,19 @@ mod tests {
                     assert_eq!(s(&v), serde_json::to_string(&v).unwrap(), "{v:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn civil_dates_are_right_across_leap_years_and_centuries() {
+        for (secs, want) in [
+            (0, "1970-01-01T00:00:00"),
+            (951_782_400, "2000-02-29T00:00:00"),
+            (1_709_164_800, "2024-02-29T00:00:00"),
+            (1_798_142_053, "2026-12-24T19:54:13"),
+            (4_102_444_800, "2100-01-01T00:00:00"),
+        ] {
+            assert_eq!(std::str::from_utf8(&super::civil(secs)).unwrap(), want);
         }
     }
 
