@@ -80,6 +80,9 @@ pub struct Listen {
     /// `/metrics`, `/healthz`, `/readyz`. Default `127.0.0.1:9464`; `metrics = ""`
     /// disables the listener (`None`).
     pub metrics: Option<SocketAddr>,
+    /// Host names the https listener serves (exact, or `*.suffix`); empty: any. Other
+    /// hosts, and a `Host` that differs from the TLS SNI, get 421.
+    pub server_names: Vec<String>,
 }
 
 /// `[upstream]`
@@ -187,6 +190,13 @@ pub struct Limits {
     pub max_connections: usize,
     /// Default 30s; on SIGTERM in-flight requests get this long to finish.
     pub drain_timeout: Duration,
+    /// Default 60s; a keep-alive connection with no request in flight, an h2
+    /// connection with no open stream, or a client that reads none of its response,
+    /// is cut after this long.
+    pub idle_timeout: Duration,
+    /// Default 10m; an upgraded (WebSocket) connection with no byte either way is
+    /// closed after this long.
+    pub tunnel_idle_timeout: Duration,
 }
 
 /// `log.format`.
@@ -300,6 +310,11 @@ pub struct Route {
     pub event_aes_key: Option<Secret>,
     /// corpId, appKey or suiteKey expected at the end of the decrypted plaintext.
     pub event_owner_key: Option<String>,
+    /// Origins (`https://host[:port]`, lowercase) a WebSocket upgrade may come from;
+    /// empty: any.
+    pub allowed_origins: Vec<String>,
+    /// Whether TRACE is forwarded on this route (default false: 405).
+    pub allow_trace: bool,
 }
 
 /// `[egress]`

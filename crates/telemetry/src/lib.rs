@@ -10,6 +10,7 @@ mod jsonline;
 mod linebuf;
 mod logging;
 mod metrics;
+mod refusal;
 mod server;
 
 pub use access::{AccessEvent, BodyField, ErrorClass};
@@ -20,4 +21,5 @@ pub use metrics::{method_label, status_class, FailReason, Listener, Metrics};
 /// A counter handle, resolved once from a labelled family (its label lookup
 /// hashes the values on every call).
 pub use prometheus::IntCounter;
+pub use refusal::{Refusal, ALLOWED_METHODS};
 pub use server::{serve_metrics, MetricsAccess, Readiness};

@@ -20,10 +20,31 @@ pub enum FailReason {
     RedactionOmitted,
     UpstreamTlsInvalid,
     MetricsUnauthorized,
+    /// A DingTalk delivery (msgId, or a signed header pair) seen before.
+    Replay,
+    /// The client is outside the route's `allow_cidrs`.
+    ClientNotAllowed,
+    /// A WebSocket upgrade from an `Origin` outside the route's `allowed_origins`.
+    OriginNotAllowed,
+    /// The egress listener refused a destination.
+    EgressDenied,
+    /// The egress listener's `Proxy-Authorization` or a target's client token was wrong.
+    EgressUnauthorized,
+    /// Broken HTTP: the parser's 400s, a bad or missing `Host`, an h2 protocol error.
+    MalformedRequest,
+    /// A method the inbound listener never forwards (CONNECT, TRACE).
+    MethodNotAllowed,
+    /// A `Host` outside `listen.server_names`, or one that differs from the TLS SNI (421).
+    MisdirectedRequest,
+    /// A connection cut for idleness: no request head in time, idle keep-alive, a
+    /// client that stopped reading, an idle tunnel.
+    ClientIdle,
+    /// A request body that did not arrive within `limits.request_timeout` (408).
+    RequestTimeout,
 }
 
 impl FailReason {
-    pub const ALL: [FailReason; 10] = [
+    pub const ALL: [FailReason; 20] = [
         Self::NoCertificate,
         Self::PlaintextRefused,
         Self::TlsHandshake,
@@ -34,6 +55,16 @@ impl FailReason {
         Self::RedactionOmitted,
         Self::UpstreamTlsInvalid,
         Self::MetricsUnauthorized,
+        Self::Replay,
+        Self::ClientNotAllowed,
+        Self::OriginNotAllowed,
+        Self::EgressDenied,
+        Self::EgressUnauthorized,
+        Self::MalformedRequest,
+        Self::MethodNotAllowed,
+        Self::MisdirectedRequest,
+        Self::ClientIdle,
+        Self::RequestTimeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +79,16 @@ impl FailReason {
             Self::RedactionOmitted => "redaction_omitted",
             Self::UpstreamTlsInvalid => "upstream_tls_invalid",
             Self::MetricsUnauthorized => "metrics_unauthorized",
+            Self::Replay => "replay",
+            Self::ClientNotAllowed => "client_not_allowed",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::EgressDenied => "egress_denied",
+            Self::EgressUnauthorized => "egress_unauthorized",
+            Self::MalformedRequest => "malformed_request",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MisdirectedRequest => "misdirected_request",
+            Self::ClientIdle => "client_idle",
+            Self::RequestTimeout => "request_timeout",
         }
     }
 }
@@ -114,6 +155,7 @@ pub struct Metrics {
     pub acme_next_renewal: GaugeVec,
     pub redactions: IntCounterVec,
     pub connections_open: IntGaugeVec,
+    pub websocket_tunnels_open: IntGaugeVec,
     pub build_info: IntGaugeVec,
     /// (name, help, type) of every family, so that families without samples yet still
     /// announce themselves with `# HELP`/`# TYPE` lines.
@@ -255,6 +297,11 @@ impl Metrics {
             "Open client connections.",
             &["listener"],
         );
+        let websocket_tunnels_open = b.int_gauge(
+            "clawveil_websocket_tunnels_open",
+            "Upgraded (WebSocket) connections in progress.",
+            &["route"],
+        );
         let build_info = b.int_gauge("clawveil_build_info", "Always 1.", &["version"]);
         #[cfg(target_os = "linux")]
         {
@@ -297,6 +344,7 @@ impl Metrics {
             acme_next_renewal,
             redactions,
             connections_open,
+            websocket_tunnels_open,
             build_info,
             declared: b.declared,
         }

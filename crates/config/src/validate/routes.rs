@@ -147,6 +147,8 @@ pub(super) fn routes(
             event_token: None,
             event_aes_key: None,
             event_owner_key: None,
+            allowed_origins: Vec::new(),
+            allow_trace: false,
         }]);
     };
     let mut routes = Vec::new();
@@ -299,5 +301,7 @@ fn route(cx: &mut Ctx<'_>, i: usize, r: &RawRoute) -> Result<Route, ConfigError>
         event_token,
         event_aes_key,
         event_owner_key: r.event_owner_key.clone(),
+        allowed_origins: Vec::new(),
+        allow_trace: false,
     })
 }

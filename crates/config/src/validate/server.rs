@@ -32,6 +32,7 @@ pub(super) fn listen(cx: &Ctx<'_>, raw: &RawListen) -> Result<Listen, ConfigErro
         https,
         http,
         metrics,
+        server_names: Vec::new(),
     })
 }
 
@@ -94,6 +95,8 @@ pub(super) fn limits(cx: &Ctx<'_>, raw: &RawLimits) -> Result<Limits, ConfigErro
             raw.drain_timeout.as_deref(),
             secs(30),
         )?,
+        idle_timeout: secs(60),
+        tunnel_idle_timeout: secs(600),
     })
 }
 
