@@ -29,6 +29,7 @@ impl Config {
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
         );
+        t["server_names"] = strings(self.listen.server_names.iter().cloned());
         doc["listen"] = Item::Table(t);
 
         let u = &self.upstream;
@@ -77,6 +78,8 @@ impl Config {
         t["request_timeout"] = duration(l.request_timeout);
         t["max_connections"] = value(i64::try_from(l.max_connections).unwrap_or(i64::MAX));
         t["drain_timeout"] = duration(l.drain_timeout);
+        t["idle_timeout"] = duration(l.idle_timeout);
+        t["tunnel_idle_timeout"] = duration(l.tunnel_idle_timeout);
         doc["limits"] = Item::Table(t);
 
         let log = &self.log;
@@ -127,6 +130,8 @@ impl Config {
             if let Some(o) = &route.event_owner_key {
                 t["event_owner_key"] = value(o);
             }
+            t["allowed_origins"] = strings(route.allowed_origins.iter().cloned());
+            t["allow_trace"] = value(route.allow_trace);
             routes.push(t);
         }
         doc["route"] = Item::ArrayOfTables(routes);
@@ -185,17 +190,26 @@ fn secret(t: &mut Table, key: &str, s: Option<&Secret>) {
     }
 }
 
-/// An exact spelling in days, hours, seconds or milliseconds: `30d`, `1h`, `90s`, `500ms`.
+/// An exact spelling in days, hours, minutes, seconds or milliseconds: `30d`, `1h`,
+/// `10m`, `90s`, `500ms`; zero is `0s`.
 pub(crate) fn duration(d: Duration) -> Item {
     value(format_duration(d))
 }
 
 pub(crate) fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_owned();
+    }
     if d.subsec_nanos() % 1_000_000 != 0 {
         return humantime::format_duration(d).to_string();
     }
     let ms = d.as_millis();
-    for (unit, n) in [("d", 86_400_000), ("h", 3_600_000), ("s", 1000)] {
+    for (unit, n) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if ms % n == 0 {
             return format!("{}{unit}", ms / n);
         }
@@ -225,7 +239,9 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(30 * 86_400)), "30d");
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
         let odd = Duration::from_nanos(1_500);
         assert_eq!(
             humantime::parse_duration(&format_duration(odd)).unwrap(),

@@ -177,6 +177,20 @@ pub enum ErrorKind {
     /// A `${file:..}` that is empty (after trimming the trailing newline).
     #[error("secret file {} is empty", path.display())]
     SecretFileEmpty { path: PathBuf },
+    /// A key or table that this version parses but does not enforce: refused rather
+    /// than accepted and ignored (`[egress]`, `upstream.fallback`).
+    #[error("not supported yet: {what}; {hint}")]
+    NotSupported { what: String, hint: String },
+    /// A number, size or duration outside the range that makes sense for its key.
+    #[error("{value:?} is out of range; expected {min} to {max}")]
+    OutOfRange {
+        /// As written in the file.
+        value: String,
+        /// The smallest valid value, as it would be written (`1KiB`, `1ms`, `0s`).
+        min: String,
+        /// The largest valid value, as it would be written (`1MiB`, `24h`).
+        max: String,
+    },
     /// A malformed `${...}` template.
     #[error("bad secret template: {reason}; expected \"${{env:NAME}}\", \"${{file:/path}}\", text containing them, or a literal")]
     BadTemplate { reason: String },

@@ -16,6 +16,10 @@
 //!   crates for the files they own.
 //! - **the configuration reference** in the README ([`reference_markdown`]), tested
 //!   against the raw structs.
+//! - **enforce or refuse**: a documented key that the running binary does not enforce yet
+//!   (`[egress]`, `upstream.fallback`; see [`unsupported_keys`]) is refused with
+//!   [`ErrorKind::NotSupported`] before anything else is checked, never accepted and
+//!   ignored. Its validation code stays, ready for when the key is enforced.
 //!
 //! Relative paths (`tls.cert`, `acme.storage`, `${file:certs/x}`, ...) are kept relative
 //! and so resolve against the current directory of the process, as nginx resolves them
@@ -49,7 +53,7 @@ use std::path::Path;
 pub use error::{ConfigError, ErrorKind};
 pub use model::*;
 pub use perms::{check_private_file, PermissionError, PermissionWarning};
-pub use reference::reference_markdown;
+pub use reference::{reference_markdown, supported_keys, unsupported_keys};
 pub use secret::Secret;
 
 use span::{join_path, section_path, Seg, Tree};
@@ -77,9 +81,53 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
 /// Validates configuration text; `path` is used in messages and as [`Config::source`].
 pub fn parse(src: &str, path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
     let tree = Tree::parse(src).map_err(|e| syntax_error(src, path, &e))?;
+    refuse_unsupported(path, &tree)?;
+    parse_tree(src, path, &tree, opts)
+}
+
+/// `parse` without refusing the keys that are not supported yet, for the tests of their
+/// validation code.
+#[cfg(test)]
+pub(crate) fn parse_unsupported(src: &str) -> Result<Config, ConfigError> {
+    let path = Path::new("proxy.toml");
+    let tree = Tree::parse(src).map_err(|e| syntax_error(src, path, &e))?;
+    parse_tree(src, path, &tree, &LoadOptions::default())
+}
+
+fn parse_tree(
+    src: &str,
+    path: &Path,
+    tree: &Tree<'_>,
+    opts: &LoadOptions,
+) -> Result<Config, ConfigError> {
     let raw = toml::from_str::<raw::RawConfig>(src)
-        .map_err(|e| deserialize_error(src, path, &tree, &e))?;
-    validate::validate(raw, path, &tree, opts)
+        .map_err(|e| deserialize_error(src, path, tree, &e))?;
+    validate::validate(raw, path, tree, opts)
+}
+
+/// Refuses the first (in file order) key or table that the reference marks as not
+/// supported yet. Runs before deserializing, so that anything inside such a table, known
+/// or not, gets "not supported yet" rather than "unknown key".
+fn refuse_unsupported(path: &Path, tree: &Tree<'_>) -> Result<(), ConfigError> {
+    let first = reference::refused()
+        .filter_map(|(key, not_yet)| {
+            let written = tree.find_written(&key)?;
+            Some((tree.locate(&written), written, not_yet))
+        })
+        .min_by_key(|(at, _, _)| *at);
+    match first {
+        None => Ok(()),
+        Some(((line, column), key, not_yet)) => Err(ConfigError {
+            file: path.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            key,
+            kind: Box::new(ErrorKind::NotSupported {
+                what: not_yet.what.to_owned(),
+                hint: not_yet.hint.to_owned(),
+            }),
+        }),
+    }
 }
 
 fn syntax_error(src: &str, path: &Path, e: &toml::de::Error) -> ConfigError {

@@ -64,6 +64,8 @@ pub struct Config {
     /// Routes sorted by `path_prefix` length, longest first (so the first match wins).
     /// When the file has none, a single `default` route for `/` with `verify = none`.
     pub routes: Vec<Route>,
+    /// Always `None` from [`parse`](crate::parse) and [`load`](crate::load): `[egress]` is
+    /// refused as "not supported yet" until the egress listener is implemented.
     pub egress: Option<Egress>,
     /// Insecure file permissions that `LoadOptions::allow_insecure_permissions` let
     /// through (tls.key, `${file:..}` secrets). The binary logs each one loudly.
@@ -81,7 +83,8 @@ pub struct Listen {
     /// disables the listener (`None`).
     pub metrics: Option<SocketAddr>,
     /// Host names the https listener serves (exact, or `*.suffix`); empty: any. Other
-    /// hosts, and a `Host` that differs from the TLS SNI, get 421.
+    /// hosts, and a `Host` that differs from the TLS SNI, get 421. Lowercase, unique,
+    /// without port; an IP address in its canonical form (IPv6 without brackets).
     pub server_names: Vec<String>,
 }
 
@@ -94,7 +97,8 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     /// Until response headers arrive; then bodies stream. Default 30s.
     pub response_timeout: Duration,
-    /// Optional second upstream (used by egress-style fallback; parsed now).
+    /// Optional second upstream. Always `None` from [`parse`](crate::parse) and
+    /// [`load`](crate::load): `upstream.fallback` is refused as "not supported yet".
     pub fallback: Option<String>,
 }
 
@@ -188,7 +192,7 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Default 10000; further connections wait in the accept queue.
     pub max_connections: usize,
-    /// Default 30s; on SIGTERM in-flight requests get this long to finish.
+    /// Default 30s; on SIGTERM in-flight requests get this long to finish. Zero: no drain.
     pub drain_timeout: Duration,
     /// Default 60s; a keep-alive connection with no request in flight, an h2
     /// connection with no open stream, or a client that reads none of its response,
@@ -310,8 +314,9 @@ pub struct Route {
     pub event_aes_key: Option<Secret>,
     /// corpId, appKey or suiteKey expected at the end of the decrypted plaintext.
     pub event_owner_key: Option<String>,
-    /// Origins (`https://host[:port]`, lowercase) a WebSocket upgrade may come from;
-    /// empty: any.
+    /// Origins (`https://host[:port]` or `http://host[:port]`) a WebSocket upgrade may
+    /// come from; empty: any. Lowercase, unique, without a default port (`:443` for
+    /// https, `:80` for http), as browsers send `Origin`.
     pub allowed_origins: Vec<String>,
     /// Whether TRACE is forwarded on this route (default false: 405).
     pub allow_trace: bool,

@@ -39,6 +39,7 @@ pub(crate) struct RawListen {
     pub https: Option<String>,
     pub http: Option<String>,
     pub metrics: Option<String>,
+    pub server_names: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +87,8 @@ pub(crate) struct RawLimits {
     pub request_timeout: Option<String>,
     pub max_connections: Option<i64>,
     pub drain_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub tunnel_idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +137,8 @@ pub(crate) struct RawRoute {
     pub event_token: Option<String>,
     pub event_aes_key: Option<String>,
     pub event_owner_key: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub allow_trace: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

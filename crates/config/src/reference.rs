@@ -9,6 +9,9 @@ pub(crate) struct KeyDoc {
     pub ty: &'static str,
     pub default: &'static str,
     pub doc: &'static str,
+    /// Set when the running binary does not enforce the key yet: it is refused at load
+    /// and left out of the README reference.
+    pub not_yet: Option<NotYet>,
 }
 
 /// One table (`[listen]`) or array of tables (`[[route]]`).
@@ -18,6 +21,16 @@ pub(crate) struct SectionDoc {
     pub array: bool,
     pub about: &'static str,
     pub keys: &'static [KeyDoc],
+    /// Set when the running binary does not enforce the section yet (nor anything in
+    /// it, nor its sub-tables).
+    pub not_yet: Option<NotYet>,
+}
+
+/// Why a documented key or section is refused: "not supported yet: `what`; `hint`".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NotYet {
+    pub what: &'static str,
+    pub hint: &'static str,
 }
 
 const fn k(
@@ -31,37 +44,85 @@ const fn k(
         ty,
         default,
         doc,
+        not_yet: None,
+    }
+}
+
+const fn table(name: &'static str, about: &'static str, keys: &'static [KeyDoc]) -> SectionDoc {
+    SectionDoc {
+        name,
+        array: false,
+        about,
+        keys,
+        not_yet: None,
+    }
+}
+
+const fn array(name: &'static str, about: &'static str, keys: &'static [KeyDoc]) -> SectionDoc {
+    SectionDoc {
+        array: true,
+        ..table(name, about, keys)
+    }
+}
+
+impl KeyDoc {
+    /// Marks the key as documented but not enforced yet.
+    const fn not_yet(self, not_yet: NotYet) -> Self {
+        KeyDoc {
+            not_yet: Some(not_yet),
+            ..self
+        }
+    }
+}
+
+impl SectionDoc {
+    /// Marks the section as documented but not enforced yet.
+    const fn not_yet(self, not_yet: NotYet) -> Self {
+        SectionDoc {
+            not_yet: Some(not_yet),
+            ..self
+        }
     }
 }
 
 const REQUIRED: &str = "required";
 const NONE: &str = "unset";
 
+const EGRESS: NotYet = NotYet {
+    what: "the egress listener is not implemented in this version",
+    hint: "remove [egress] (the bot keeps calling its model gateway directly)",
+};
+const FALLBACK: NotYet = NotYet {
+    what: "a fallback upstream is not implemented in this version",
+    hint: "remove upstream.fallback (requests go to upstream.url only)",
+};
+
 pub(crate) static SECTIONS: &[SectionDoc] = &[
-    SectionDoc { name: "", array: false, about: "Keys before the first table.", keys: &[
+    table("", "Keys before the first table.", &[
         k("trusted_proxies", "[CIDR]", "[]", "Peers whose `X-Forwarded-For` is believed (for `allow_cidrs` and logs). CIDRs like `10.0.0.0/8` or single IPs."),
-    ]},
-    SectionDoc { name: "listen", array: false, about: "Where clawveil listens. Addresses are `ip:port` (IPv6 as `[::]:443`); port 0 picks a free port.", keys: &[
+    ]),
+    table("listen", "Where clawveil listens. Addresses are `ip:port` (IPv6 as `[::]:443`); port 0 picks a free port.", &[
         k("https", "address", REQUIRED, "TLS listener (HTTP/1.1 and HTTP/2 by ALPN)."),
         k("http", "address", NONE, "Plain-HTTP listener: ACME HTTP-01 answers and a 308 to https, nothing else. Required by `acme.challenge = \"http-01\"`."),
         k("metrics", "address", "`127.0.0.1:9464`", "`/metrics`, `/healthz`, `/readyz`. A non-loopback address requires `metrics.token`; `\"\"` disables the listener."),
-    ]},
-    SectionDoc { name: "upstream", array: false, about: "The bot behind the proxy.", keys: &[
+        k("server_names", "[string]", "[] (any)", "Host names served on `https`; other hosts, and a `Host` that differs from the TLS SNI, get 421. Empty: any. Each an exact name (`bot.example.com`, or an IP address) or `*.` and a name (`*.example.org`), without scheme or port; compared in lowercase."),
+    ]),
+    table("upstream", "The bot behind the proxy.", &[
         k("url", "URL", "`http://127.0.0.1:8080`", "`http://host:port` (or `https://`) of the bot, optionally with a path prefix."),
-        k("connect_timeout", "duration", "`2s`", "Time to establish a connection to the upstream."),
-        k("response_timeout", "duration", "`30s`", "Until response headers arrive; then bodies stream."),
-        k("fallback", "URL", NONE, "A second upstream, same form as `url`."),
-    ]},
-    SectionDoc { name: "tls", array: false, about: "The serving certificate and TLS policy. Without `[tls]` the mode is `self-signed`.", keys: &[
+        k("connect_timeout", "duration", "`2s`", "Time to establish a connection to the upstream. At most 5m."),
+        k("response_timeout", "duration", "`30s`", "Until response headers arrive; then bodies stream. At most 24h."),
+        k("fallback", "URL", NONE, "A second upstream, same form as `url`.").not_yet(FALLBACK),
+    ]),
+    table("tls", "The serving certificate and TLS policy. Without `[tls]` the mode is `self-signed`.", &[
         k("mode", "\"acme\" | \"files\" | \"self-signed\"", "`self-signed`", "`acme`: obtained and renewed (needs `[acme]`); `files`: `cert` and `key` from disk, reloaded on SIGHUP and on change; `self-signed`: generated on first start, for development."),
         k("min_version", "\"1.2\" | \"1.3\"", "`1.2`", "Lowest TLS version offered."),
         k("hsts", "string", "`max-age=31536000; includeSubDomains`", "`Strict-Transport-Security` header value; `\"\"` disables it."),
         k("cert", "path", "`certs/fullchain.pem` (files), `certs/selfsigned.pem` (self-signed)", "PEM chain, leaf first. Must exist in `files` mode."),
         k("key", "path", "`certs/privkey.pem` (files), `certs/selfsigned.key` (self-signed)", "PEM private key. In `files` mode it must exist and not be readable by group or others (`chmod 600`)."),
         k("names", "[string]", "`[\"localhost\", \"127.0.0.1\", \"::1\"]`", "Names put in the generated self-signed certificate."),
-        k("watch_interval", "duration", "`2s`", "How often `files` mode checks `cert` and `key` for changes."),
-    ]},
-    SectionDoc { name: "acme", array: false, about: "Certificates by ACME (RFC 8555). Required when `tls.mode = \"acme\"`.", keys: &[
+        k("watch_interval", "duration", "`2s`", "How often `files` mode checks `cert` and `key` for changes. From 100ms to 1h."),
+    ]),
+    table("acme", "Certificates by ACME (RFC 8555). Required when `tls.mode = \"acme\"`.", &[
         k("domains", "[string]", REQUIRED, "Non-empty; one certificate carries all of them. No wildcards."),
         k("contact", "[string]", "[]", "Account contacts, each `mailto:...`."),
         k("directory", "URL", "`https://acme-v02.api.letsencrypt.org/directory`", "ACME directory URL (`https://` only)."),
@@ -72,52 +133,56 @@ pub(crate) static SECTIONS: &[SectionDoc] = &[
         k("eab_kid", "secret", NONE, "External account binding key id; set together with `eab_hmac`."),
         k("eab_hmac", "secret", NONE, "External account binding HMAC key (base64url); set together with `eab_kid`."),
         k("storage_key", "secret", NONE, "Seals stored private keys with AES-256-GCM: 32 bytes as 64 hex characters (`openssl rand -hex 32`)."),
-    ]},
-    SectionDoc { name: "limits", array: false, about: "Resource limits on the https listener.", keys: &[
-        k("max_body", "size", "`10MiB`", "Larger request bodies get 413."),
-        k("max_header_bytes", "size", "`64KiB`", "Larger request heads get 431."),
-        k("header_read_timeout", "duration", "`10s`", "Clients that have not sent a full request head by then are cut."),
-        k("request_timeout", "duration", "`60s`", "The whole request body must have arrived by then."),
-        k("max_connections", "integer", "`10000`", "Concurrent connections; further ones wait in the accept queue."),
-        k("drain_timeout", "duration", "`30s`", "On SIGTERM, in-flight requests get this long to finish."),
-    ]},
-    SectionDoc { name: "log", array: false, about: "Logs on stdout. Bodies are never logged unless `bodies = \"redacted\"`.", keys: &[
+    ]),
+    table("limits", "Resource limits on the https listener.", &[
+        k("max_body", "size", "`10MiB`", "Larger request bodies get 413. At most 64GiB."),
+        k("max_header_bytes", "size", "`64KiB`", "Larger request heads get 431. From 1KiB to 1MiB."),
+        k("header_read_timeout", "duration", "`10s`", "Clients that have not sent a full request head by then are cut. At most 10m."),
+        k("request_timeout", "duration", "`60s`", "The whole request body must have arrived by then. At most 24h."),
+        k("max_connections", "integer", "`10000`", "Concurrent connections; further ones wait in the accept queue. From 1 to 1000000."),
+        k("drain_timeout", "duration", "`30s`", "On SIGTERM, in-flight requests get this long to finish; `\"0s\"`: no drain. At most 1h."),
+        k("idle_timeout", "duration", "`60s`", "A keep-alive connection with no request in flight, an HTTP/2 connection with no open stream, or a client that stops reading its response, is closed after this long. At most 24h."),
+        k("tunnel_idle_timeout", "duration", "`10m`", "An upgraded (WebSocket) connection with no bytes either way is closed after this long. At most 24h."),
+    ]),
+    table("log", "Logs on stdout. Bodies are never logged unless `bodies = \"redacted\"`.", &[
         k("format", "\"json\" | \"pretty\"", "`json`", "One JSON object per line, or human-readable."),
         k("level", "string", "`info`", "`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive such as `info,hyper=warn`."),
         k("bodies", "\"off\" | \"redacted\"", "`off`", "`redacted`: log a bounded body sample after the redaction engine."),
-        k("body_max", "size", "`16KiB`", "Per direction, after redaction."),
+        k("body_max", "size", "`16KiB`", "Per direction, after redaction. At most 16MiB."),
         k("hash_key", "secret", NONE, "Identifiers become keyed hashes (same id → same tag) instead of fixed masks."),
-    ]},
-    SectionDoc { name: "redact", array: false, about: "The redaction engine applied to everything that is logged.", keys: &[
+    ]),
+    table("redact", "The redaction engine applied to everything that is logged.", &[
         k("builtin", "[string]", "all", "Built-in rules: `email`, `phone`, `id-card`, `bank-card`, `bearer`, `api-key`, `jwt`, `url-secret`, `dingtalk`."),
         k("json_keys", "[string]", "[]", "Extra JSON keys whose values are always redacted."),
         k("headers", "[string]", "[]", "Extra header names whose values are always redacted."),
-    ]},
-    SectionDoc { name: "redact.rule", array: true, about: "Custom redaction rules, applied after the built-in ones.", keys: &[
+    ]),
+    array("redact.rule", "Custom redaction rules, applied after the built-in ones.", &[
         k("name", "string", REQUIRED, "Unique; shown in place of what the rule redacts."),
         k("pattern", "string", REQUIRED, "A regular expression (Rust `regex` syntax) that must not match the empty string."),
         k("replace", "\"mask\" | \"hash\"", "`mask`", "A fixed mask, or a keyed hash (`log.hash_key`)."),
-    ]},
-    SectionDoc { name: "metrics", array: false, about: "The Prometheus endpoint.", keys: &[
+    ]),
+    table("metrics", "The Prometheus endpoint.", &[
         k("token", "secret", NONE, "Bearer token required on `/metrics`; mandatory when `listen.metrics` is not loopback."),
-    ]},
-    SectionDoc { name: "route", array: true, about: "Routes by path prefix, longest prefix first. Without any, one route `default` for `/` with `verify = \"none\"`.", keys: &[
+    ]),
+    array("route", "Routes by path prefix, longest prefix first. Without any, one route `default` for `/` with `verify = \"none\"`.", &[
         k("name", "string", REQUIRED, "Unique; the label used in logs and metrics."),
         k("path_prefix", "string", REQUIRED, "Starts with `/`; unique."),
         k("verify", "\"none\" | \"dingtalk-robot\" | \"dingtalk-event\"", "`none`", "`dingtalk-robot`: `timestamp` + `sign` headers; `dingtalk-event`: signature over token/timestamp/nonce/encrypt."),
         k("app_secrets", "[secret]", "[]", "Required (non-empty) for `dingtalk-robot`; several allow a rotation overlap."),
-        k("max_skew", "duration", "`1h`", "Largest accepted difference between the request timestamp and now."),
+        k("max_skew", "duration", "`1h`", "Largest accepted difference between the request timestamp and now. At most 24h."),
         k("replay", "bool", "`true`", "A msgId answered 2xx inside `max_skew` is not forwarded again."),
         k("allow_cidrs", "[CIDR]", "[] (everyone)", "Optional client allow-list."),
         k("event_token", "secret", NONE, "Required for `dingtalk-event`."),
         k("event_aes_key", "secret", NONE, "EncodingAESKey, 43 characters; when set the ciphertext must also decrypt."),
         k("event_owner_key", "string", NONE, "corpId, appKey or suiteKey expected at the end of the decrypted plaintext."),
-    ]},
-    SectionDoc { name: "egress", array: false, about: "Bot → model gateway: plain HTTP on loopback in, verified HTTPS out.", keys: &[
+        k("allowed_origins", "[string]", "[] (any)", "WebSocket upgrades whose `Origin` is not listed get 403 (cross-site WebSocket hijacking). Empty: any. Each `https://host[:port]` or `http://host[:port]`, without path or trailing slash; compared in lowercase, a default port (`:443`, `:80`) dropped."),
+        k("allow_trace", "bool", "`false`", "TRACE is refused with 405 unless true."),
+    ]),
+    table("egress", "Bot → model gateway: plain HTTP on loopback in, verified HTTPS out.", &[
         k("listen", "address", "`127.0.0.1:8089`", "Loopback only."),
         k("allow", "[string]", "[]", "Hosts CONNECT tunnels may reach (`api.dingtalk.com`, `*.dingtalk.com`), port 443 only."),
-    ]},
-    SectionDoc { name: "egress.target", array: true, about: "Reverse-proxy targets: requests to `/<name>/...` go to target `name`.", keys: &[
+    ]).not_yet(EGRESS),
+    array("egress.target", "Reverse-proxy targets: requests to `/<name>/...` go to target `name`.", &[
         k("name", "string", REQUIRED, "Unique; letters, digits, `-`, `_`, `.`."),
         k("url", "URL", REQUIRED, "`https://` only."),
         k("fallback", "URL", NONE, "`https://` only; tried per `fallback_on`."),
@@ -127,7 +192,7 @@ pub(crate) static SECTIONS: &[SectionDoc] = &[
         k("models", "[string]", "[]", "Allow-list for the `model` metric label; others are `other`."),
         k("inject_headers", "table", "{}", "Header name → value (may contain secrets), e.g. `{ Authorization = \"Bearer ${file:/run/secrets/model_key}\" }`: the bot never holds the key."),
         k("ca_roots", "path", NONE, "Extra PEM roots for this target (in addition to the system roots)."),
-    ]},
+    ]).not_yet(EGRESS),
 ];
 
 /// The section named `name` (indices dropped: `route`, `egress.target`).
@@ -141,20 +206,109 @@ pub(crate) fn key_doc(path: &str) -> Option<&'static KeyDoc> {
     section(sec)?.keys.iter().find(|k| k.key == key)
 }
 
-/// Every key valid in section `name`: its keys, then its sub-tables.
+/// Whether section `s` and every section around it are enforced.
+fn section_supported(s: &SectionDoc) -> bool {
+    s.not_yet.is_none() && parent_supported(s)
+}
+
+/// Whether every section around `s` is enforced (the top level always is).
+fn parent_supported(s: &SectionDoc) -> bool {
+    s.name
+        .rsplit_once('.')
+        .is_none_or(|(parent, _)| section(parent).is_none_or(section_supported))
+}
+
+/// `listen.https`, `redact.rule.pattern`, `trusted_proxies`.
+fn key_path(s: &SectionDoc, k: &KeyDoc) -> String {
+    if s.name.is_empty() {
+        k.key.to_owned()
+    } else {
+        format!("{}.{}", s.name, k.key)
+    }
+}
+
+/// The direct sub-tables of section `name` (`rule` for `redact`, `listen` for the top).
+fn children(name: &str) -> impl Iterator<Item = &'static SectionDoc> + '_ {
+    SECTIONS
+        .iter()
+        .filter(move |s| match s.name.rsplit_once('.') {
+            Some((parent, _)) => parent == name,
+            None => name.is_empty() && !s.name.is_empty(),
+        })
+}
+
+fn child_name(s: &SectionDoc) -> &'static str {
+    s.name.rsplit_once('.').map_or(s.name, |(_, child)| child)
+}
+
+/// Every key valid in section `name`, as error messages list them: its enforced keys,
+/// then its enforced sub-tables. Keys refused as "not supported yet" are left out.
 pub(crate) fn valid_keys(name: &str) -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = section(name)
-        .map(|s| s.keys.iter().map(|k| k.key).collect())
+        .filter(|s| section_supported(s))
+        .map(|s| {
+            s.keys
+                .iter()
+                .filter(|k| k.not_yet.is_none())
+                .map(|k| k.key)
+                .collect()
+        })
         .unwrap_or_default();
-    for s in SECTIONS {
-        let child = match s.name.rsplit_once('.') {
-            Some((parent, child)) if parent == name => child,
-            None if name.is_empty() && !s.name.is_empty() => s.name,
-            _ => continue,
-        };
-        keys.push(child);
-    }
+    keys.extend(
+        children(name)
+            .filter(|s| section_supported(s))
+            .map(child_name),
+    );
     keys
+}
+
+/// Every documented key path (`listen.https`, `redact.rule.pattern`), in reference order,
+/// with whether the running binary enforces it.
+fn key_paths() -> impl Iterator<Item = (String, bool)> {
+    SECTIONS.iter().flat_map(|s| {
+        let supported = section_supported(s);
+        s.keys
+            .iter()
+            .map(move |k| (key_path(s, k), supported && k.not_yet.is_none()))
+    })
+}
+
+/// Every documented key the running binary enforces, as a dotted path without indices:
+/// `trusted_proxies`, `listen.https`, `route.verify`, `redact.rule.pattern`, ... (`route`,
+/// `redact.rule` and `egress.target` are arrays of tables). These are the keys of the
+/// README's configuration reference.
+pub fn supported_keys() -> Vec<String> {
+    key_paths()
+        .filter_map(|(path, supported)| supported.then_some(path))
+        .collect()
+}
+
+/// Every documented key the running binary does not enforce yet (`upstream.fallback`,
+/// `egress.listen`, `egress.target.url`, ...): a config that sets one of them, or that
+/// has a table they belong to, is refused with [`ErrorKind::NotSupported`].
+///
+/// [`ErrorKind::NotSupported`]: crate::ErrorKind::NotSupported
+pub fn unsupported_keys() -> Vec<String> {
+    key_paths()
+        .filter_map(|(path, supported)| (!supported).then_some(path))
+        .collect()
+}
+
+/// What `parse` refuses before anything else: each outermost unsupported section
+/// (`egress`) or key in an enforced section (`upstream.fallback`), with why.
+pub(crate) fn refused() -> impl Iterator<Item = (String, NotYet)> {
+    SECTIONS.iter().flat_map(|s| {
+        let own = s
+            .not_yet
+            .filter(|_| parent_supported(s))
+            .map(|n| (s.name.to_owned(), n));
+        let keys = s
+            .keys
+            .iter()
+            .filter(move |_| section_supported(s))
+            .filter_map(move |k| k.not_yet.map(|n| (key_path(s, k), n)));
+        own.into_iter().chain(keys)
+    })
 }
 
 /// How a section is written: `[listen]`, `[[route]]`, or `the top level`.
@@ -204,7 +358,19 @@ pub fn reference_markdown() -> String {
          `clawveil check` prints secrets masked. Relative paths are resolved against the current directory \
          of the process (as nginx resolves them against its prefix), not against the config file.\n",
     );
-    for s in SECTIONS {
+    let refused: Vec<String> = refused()
+        .map(|(path, _)| match section(&path) {
+            Some(_) => format!("`{}`", heading(&path)),
+            None => format!("`{path}`"),
+        })
+        .collect();
+    if !refused.is_empty() {
+        out.push_str(&format!(
+            "\nNot supported yet, and so refused at load rather than ignored: {}.\n",
+            refused.join(", ")
+        ));
+    }
+    for s in SECTIONS.iter().filter(|s| section_supported(s)) {
         let title = if s.name.is_empty() {
             "Top level".to_owned()
         } else {
@@ -214,7 +380,7 @@ pub fn reference_markdown() -> String {
             "\n### {title}\n\n{}\n\n| key | type | default | meaning |\n|---|---|---|---|\n",
             s.about
         ));
-        for key in s.keys {
+        for key in s.keys.iter().filter(|k| k.not_yet.is_none()) {
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} |\n",
                 key.key,
@@ -262,12 +428,21 @@ mod tests {
             .collect()
     }
 
+    /// Every key and sub-table of section `name`, enforced or not.
+    fn known_keys(name: &str) -> Vec<&'static str> {
+        let mut keys: Vec<&'static str> = section(name)
+            .map(|s| s.keys.iter().map(|k| k.key).collect())
+            .unwrap_or_default();
+        keys.extend(children(name).map(child_name));
+        keys
+    }
+
     #[test]
     fn reference_matches_the_raw_structs() {
         for s in SECTIONS {
             let mut from_serde = serde_fields(s);
             let mut documented: Vec<String> =
-                valid_keys(s.name).into_iter().map(str::to_owned).collect();
+                known_keys(s.name).into_iter().map(str::to_owned).collect();
             from_serde.sort();
             documented.sort();
             assert_eq!(from_serde, documented, "section {:?}", s.name);
@@ -275,22 +450,74 @@ mod tests {
     }
 
     #[test]
-    fn markdown_has_a_row_per_key() {
+    fn markdown_has_a_row_per_supported_key_and_none_for_the_others() {
         let md = reference_markdown();
-        for s in SECTIONS {
-            for key in s.keys {
+        for s in SECTIONS.iter().filter(|s| section_supported(s)) {
+            for key in s.keys.iter().filter(|k| k.not_yet.is_none()) {
                 assert!(md.contains(&format!("| `{}` |", key.key)), "{}", key.key);
             }
         }
         assert!(md.contains("### `[[route]]`") && md.contains("### `[listen]`"));
         assert!(md.contains("\\|"), "pipes in types are escaped");
+        assert!(!md.contains("### `[egress]`") && !md.contains("### `[[egress.target]]`"));
+        assert!(!md.contains("| `fallback` |") && !md.contains("| `inject_headers` |"));
+        assert!(
+            md.contains("refused at load rather than ignored: `upstream.fallback`, `[egress]`."),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn supported_and_unsupported_keys_partition_the_reference() {
+        let supported = supported_keys();
+        let unsupported = unsupported_keys();
+        assert_eq!(
+            supported.len() + unsupported.len(),
+            SECTIONS.iter().map(|s| s.keys.len()).sum::<usize>()
+        );
+        for key in [
+            "trusted_proxies",
+            "listen.https",
+            "listen.server_names",
+            "route.verify",
+            "route.allowed_origins",
+            "redact.rule.pattern",
+            "limits.tunnel_idle_timeout",
+        ] {
+            assert!(supported.iter().any(|k| k == key), "{key}");
+        }
+        assert!(!supported
+            .iter()
+            .any(|k| k.starts_with("egress") || k == "upstream.fallback"));
+        for key in [
+            "upstream.fallback",
+            "egress.listen",
+            "egress.allow",
+            "egress.target.url",
+            "egress.target.inject_headers",
+        ] {
+            assert!(unsupported.iter().any(|k| k == key), "{key}");
+        }
+        assert!(unsupported
+            .iter()
+            .all(|k| k.starts_with("egress.") || k == "upstream.fallback"));
+        let refused: Vec<String> = refused().map(|(path, _)| path).collect();
+        assert_eq!(refused, ["upstream.fallback", "egress"]);
     }
 
     #[test]
     fn lookups() {
-        assert_eq!(valid_keys("listen"), ["https", "http", "metrics"]);
+        assert_eq!(
+            valid_keys("listen"),
+            ["https", "http", "metrics", "server_names"]
+        );
+        assert_eq!(
+            valid_keys("upstream"),
+            ["url", "connect_timeout", "response_timeout"]
+        );
         assert!(valid_keys("redact").contains(&"rule"));
-        assert!(valid_keys("").contains(&"egress") && !valid_keys("").contains(&"egress.target"));
+        assert!(!valid_keys("").contains(&"egress") && valid_keys("").contains(&"route"));
+        assert!(valid_keys("egress").is_empty() && valid_keys("egress.target").is_empty());
         assert!(expected_type("limits.max_body").contains("16KiB"));
         assert!(expected_type("route").contains("[[route]]"));
         assert_eq!(heading(""), "the top level");

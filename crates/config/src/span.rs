@@ -50,6 +50,16 @@ impl<'a> Tree<'a> {
         line_col(self.src, offset.unwrap_or(0))
     }
 
+    /// The first written occurrence of `path` (dotted, indices dropped, such as
+    /// `egress.target.url`) as a key path with indices (`egress.target[0].url`), or `None`
+    /// when the file does not have it.
+    pub(crate) fn find_written(&self, path: &str) -> Option<String> {
+        let root = self.root.as_ref()?;
+        let names: Vec<&str> = path.split('.').collect();
+        let mut segs = Vec::new();
+        find_keys(root.get_ref(), &names, &mut segs).then(|| join_path(&segs))
+    }
+
     /// The key path of the value or key at byte `offset` (from a toml error span).
     pub(crate) fn path_at(&self, offset: usize) -> Vec<Seg> {
         let mut path = Vec::new();
@@ -152,6 +162,38 @@ fn best_span(root: &DeTable<'_>, segs: &[Seg]) -> Option<usize> {
     best
 }
 
+/// Depth-first search for `names` below `table`, through arrays of tables; fills `segs`.
+fn find_keys(table: &DeTable<'_>, names: &[&str], segs: &mut Vec<Seg>) -> bool {
+    let Some((first, rest)) = names.split_first() else {
+        return true;
+    };
+    let Some((_, value)) = lookup(table, first) else {
+        return false;
+    };
+    segs.push(Seg::Key((*first).to_owned()));
+    if rest.is_empty() {
+        return true;
+    }
+    match value.get_ref() {
+        DeValue::Table(t) if find_keys(t, rest, segs) => return true,
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let Some(t) = item.get_ref().as_table() else {
+                    continue;
+                };
+                segs.push(Seg::Index(i));
+                if find_keys(t, rest, segs) {
+                    return true;
+                }
+                segs.pop();
+            }
+        }
+        _ => {}
+    }
+    segs.pop();
+    false
+}
+
 fn contains(span: &Range<usize>, offset: usize) -> bool {
     span.contains(&offset) || (span.start == offset && span.is_empty())
 }
@@ -229,6 +271,32 @@ mod tests {
         assert_eq!(at("verify"), "route[1].verify");
         assert_eq!(at("\"q\""), "route[1].secrets[1]");
         assert_eq!(at("\"1\""), "egress.target[0].inject.A");
+    }
+
+    #[test]
+    fn finds_the_first_written_occurrence() {
+        let t = Tree::parse(SRC).unwrap();
+        assert_eq!(t.find_written("egress").as_deref(), Some("egress"));
+        assert_eq!(
+            t.find_written("egress.target.inject").as_deref(),
+            Some("egress.target[0].inject")
+        );
+        assert_eq!(
+            t.find_written("route.verify").as_deref(),
+            Some("route[1].verify")
+        );
+        assert_eq!(
+            t.find_written("route.secrets").as_deref(),
+            Some("route[1].secrets")
+        );
+        assert_eq!(t.find_written("listen.https.x"), None);
+        assert_eq!(t.find_written("upstream.fallback"), None);
+        let dotted = Tree::parse("upstream.fallback = \"x\"\n").unwrap();
+        assert_eq!(
+            dotted.find_written("upstream.fallback").as_deref(),
+            Some("upstream.fallback")
+        );
+        assert_eq!(Tree::empty(SRC).find_written("egress"), None);
     }
 
     #[test]

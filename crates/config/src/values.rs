@@ -48,15 +48,22 @@ pub(crate) fn parse_addr(value: &str, example_port: u16) -> Result<SocketAddr, E
 
 /// A humantime duration greater than zero: `500ms`, `30s`, `1h`, `30d`.
 pub(crate) fn parse_duration(value: &str) -> Result<Duration, ErrorKind> {
-    let bad = |reason: String| ErrorKind::BadDuration {
-        value: value.to_owned(),
-        reason,
-    };
-    let d = humantime::parse_duration(value.trim()).map_err(|e| bad(e.to_string()))?;
+    let d = parse_duration_or_zero(value)?;
     if d.is_zero() {
-        return Err(bad("it must be longer than zero".into()));
+        return Err(ErrorKind::BadDuration {
+            value: value.to_owned(),
+            reason: "it must be longer than zero".into(),
+        });
     }
     Ok(d)
+}
+
+/// A humantime duration, zero included (`"0s"`).
+pub(crate) fn parse_duration_or_zero(value: &str) -> Result<Duration, ErrorKind> {
+    humantime::parse_duration(value.trim()).map_err(|e| ErrorKind::BadDuration {
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// A size greater than zero: `"16KiB"`, `"10MiB"`, `"10 MB"` or an integer of bytes.
@@ -191,6 +198,125 @@ pub(crate) fn parse_cidr(value: &str) -> Result<ipnet::IpNet, ErrorKind> {
     })
 }
 
+/// A `listen.server_names` entry: an exact DNS name, `*.` and a DNS name, or an IP
+/// address (IPv6 with or without brackets). Returned lowercase; an IP in its canonical
+/// form, IPv6 without brackets.
+pub(crate) fn parse_server_name(value: &str) -> Result<String, ErrorKind> {
+    let bad = |reason: &str| {
+        ErrorKind::BadValue {
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+        expected: "a host name such as \"bot.example.com\" or \"*.example.org\", or an IP address (no scheme, port or path)".into(),
+    }
+    };
+    let name = value.to_ascii_lowercase();
+    let unbracketed = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(&name);
+    if let Ok(ip) = unbracketed.parse::<IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    if name.contains("://") {
+        return Err(bad("has a scheme"));
+    }
+    if name.contains(['/', '?', '#']) {
+        return Err(bad("has a path"));
+    }
+    if let Some((_, port)) = name.rsplit_once(':') {
+        if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad("has a port"));
+        }
+    }
+    if name == "*" {
+        return Err(bad(
+            "matches everything; leave server_names empty to serve any host",
+        ));
+    }
+    let (wildcard, host) = match name.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, name.as_str()),
+    };
+    if host.contains('*') {
+        return Err(bad("has a wildcard other than a leading \"*.\""));
+    }
+    if wildcard && host.parse::<IpAddr>().is_ok() {
+        return Err(bad("puts a wildcard before an IP address"));
+    }
+    if !is_host_name(host) {
+        return Err(bad("is not a DNS name"));
+    }
+    Ok(name)
+}
+
+/// A `route.allowed_origins` entry: a web origin `https://host[:port]` or
+/// `http://host[:port]`. Returned lowercase and without a default port (`:443` for https,
+/// `:80` for http), as browsers send it.
+pub(crate) fn parse_origin(value: &str) -> Result<String, ErrorKind> {
+    let bad = |reason: &str| {
+        ErrorKind::BadValue {
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+        expected: "a web origin such as \"https://bot.example.com\" or \"http://127.0.0.1:8080\": scheme, host and optional port, without path, query, user info or trailing slash".into(),
+    }
+    };
+    let origin = value.to_ascii_lowercase();
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Err(bad("has no scheme"));
+    };
+    let default_port = match scheme {
+        "https" => "443",
+        "http" => "80",
+        _ => return Err(bad("is not an https:// or http:// origin")),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(end);
+    match after {
+        "" => {}
+        "/" => return Err(bad("ends with a slash, which browsers do not send")),
+        _ if after.starts_with('?') => return Err(bad("has a query")),
+        _ if after.starts_with('#') => return Err(bad("has a fragment")),
+        _ => return Err(bad("has a path")),
+    }
+    if authority.contains('@') {
+        return Err(bad("has user info"));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((ip, after)) = v6.split_once(']') else {
+            return Err(bad("has an unclosed [ in its IPv6 host"));
+        };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("has no IPv6 address in [ ]"));
+        }
+        match after {
+            "" => (&authority[..ip.len() + 2], None),
+            _ => match after.strip_prefix(':') {
+                Some(p) => (&authority[..ip.len() + 2], Some(p)),
+                None => return Err(bad("has text after its IPv6 host")),
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if !host.starts_with('[') && !is_host_name(host) && host.parse::<IpAddr>().is_err() {
+        return Err(bad("has a host that is not a DNS name or IP address"));
+    }
+    match port {
+        None => Ok(format!("{scheme}://{host}")),
+        Some(p) if p == default_port => Ok(format!("{scheme}://{host}")),
+        Some(p) if matches!(p.parse::<u16>(), Ok(n) if n > 0) && !p.starts_with('0') => {
+            Ok(format!("{scheme}://{host}:{p}"))
+        }
+        Some(_) => Err(bad("has a port that is not a number from 1 to 65535")),
+    }
+}
+
 /// A DNS name: labels of letters, digits and `-`, separated by dots.
 pub(crate) fn is_host_name(value: &str) -> bool {
     !value.is_empty()
@@ -290,6 +416,71 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("plain http is not allowed"));
+    }
+
+    #[test]
+    fn durations_or_zero() {
+        assert_eq!(parse_duration_or_zero("0s").unwrap(), Duration::ZERO);
+        assert!(parse_duration_or_zero("soon").is_err());
+    }
+
+    #[test]
+    fn server_names() {
+        let ok = |v: &str| parse_server_name(v).unwrap();
+        let reason = |v: &str| match parse_server_name(v).unwrap_err() {
+            ErrorKind::BadValue { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ok("Bot.Example.COM"), "bot.example.com");
+        assert_eq!(ok("*.Example.org"), "*.example.org");
+        assert_eq!(ok("192.0.2.7"), "192.0.2.7");
+        assert_eq!(ok("[2001:DB8::1]"), "2001:db8::1");
+        assert_eq!(ok("::1"), "::1");
+        assert_eq!(reason("https://bot.example.com"), "has a scheme");
+        assert_eq!(reason("bot.example.com:443"), "has a port");
+        assert_eq!(reason("192.0.2.7:443"), "has a port");
+        assert_eq!(reason("bot.example.com/x"), "has a path");
+        assert!(reason("*").contains("leave server_names empty"));
+        assert!(reason("a.*.example.org").contains("wildcard"));
+        assert!(reason("*.192.0.2.7").contains("IP address"));
+        assert_eq!(reason("bot..example.com"), "is not a DNS name");
+        assert_eq!(reason("bot.example.com."), "is not a DNS name");
+        assert_eq!(reason(""), "is not a DNS name");
+        assert_eq!(reason("*."), "is not a DNS name");
+    }
+
+    #[test]
+    fn origins() {
+        let ok = |v: &str| parse_origin(v).unwrap();
+        let reason = |v: &str| match parse_origin(v).unwrap_err() {
+            ErrorKind::BadValue { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ok("https://Bot.Example.com"), "https://bot.example.com");
+        assert_eq!(ok("HTTPS://bot.example.com:443"), "https://bot.example.com");
+        assert_eq!(ok("http://127.0.0.1:80"), "http://127.0.0.1");
+        assert_eq!(ok("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(
+            ok("https://bot.example.com:80"),
+            "https://bot.example.com:80"
+        );
+        assert_eq!(ok("https://[::1]:8443"), "https://[::1]:8443");
+        assert_eq!(ok("https://[::1]"), "https://[::1]");
+        assert_eq!(reason("bot.example.com"), "has no scheme");
+        assert!(reason("wss://bot.example.com").contains("https:// or http://"));
+        assert!(reason("https://bot.example.com/").contains("slash"));
+        assert_eq!(reason("https://bot.example.com/app"), "has a path");
+        assert_eq!(reason("https://bot.example.com?x"), "has a query");
+        assert_eq!(reason("https://bot.example.com#x"), "has a fragment");
+        assert_eq!(reason("https://u:p@bot.example.com"), "has user info");
+        assert_eq!(reason("https://"), "has no host");
+        assert!(reason("https://bot.example.com:0").contains("port"));
+        assert!(reason("https://bot.example.com:08443").contains("port"));
+        assert!(reason("https://bot.example.com:x").contains("port"));
+        assert!(reason("https://bot_example.com").contains("not a DNS name"));
+        assert!(reason("https://[::1").contains("unclosed"));
+        assert!(reason("https://[::1]x").contains("after"));
+        assert!(reason("null").contains("no scheme"));
     }
 
     #[test]

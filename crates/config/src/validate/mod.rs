@@ -18,6 +18,34 @@ use crate::span::Tree;
 use crate::values::{self, Schemes};
 use crate::{Config, LoadOptions};
 
+/// The valid ranges of bounded keys, `(min, max)` inclusive; the reference states each
+/// one in its key's meaning. Timeouts start at 1ms (zero is refused as "must be longer
+/// than zero"); `limits.drain_timeout` may be zero (no drain).
+pub(crate) mod range {
+    use std::time::Duration;
+
+    type Durations = (Duration, Duration);
+    const MS: Duration = Duration::from_millis(1);
+    const fn minutes(n: u64) -> Duration {
+        Duration::from_secs(n * 60)
+    }
+    const fn hours(n: u64) -> Duration {
+        Duration::from_secs(n * 3600)
+    }
+
+    pub(crate) const HEADER_READ_TIMEOUT: Durations = (MS, minutes(10));
+    /// `limits.request_timeout`, `upstream.response_timeout`, `limits.idle_timeout`,
+    /// `limits.tunnel_idle_timeout`, `route.max_skew`.
+    pub(crate) const UP_TO_A_DAY: Durations = (MS, hours(24));
+    pub(crate) const CONNECT_TIMEOUT: Durations = (MS, minutes(5));
+    pub(crate) const DRAIN_TIMEOUT: Durations = (Duration::ZERO, hours(1));
+    pub(crate) const WATCH_INTERVAL: Durations = (Duration::from_millis(100), hours(1));
+    pub(crate) const MAX_HEADER_BYTES: (u64, u64) = (1 << 10, 1 << 20);
+    pub(crate) const MAX_BODY: (u64, u64) = (1, 64 << 30);
+    pub(crate) const BODY_MAX: (u64, u64) = (1, 16 << 20);
+    pub(crate) const MAX_CONNECTIONS: (usize, usize) = (1, 1_000_000);
+}
+
 /// What every check needs: where errors point, and the options.
 pub(crate) struct Ctx<'a> {
     file: &'a Path,
@@ -135,16 +163,69 @@ impl Ctx<'_> {
         }
     }
 
-    pub(crate) fn size(
+    /// A duration in `min..=max`. Zero is refused as "must be longer than zero" unless
+    /// `min` is zero; anything else outside the range as [`ErrorKind::OutOfRange`].
+    pub(crate) fn duration_in(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: Duration,
+        (min, max): (Duration, Duration),
+    ) -> Result<Duration, ConfigError> {
+        debug_assert!((min..=max).contains(&default), "{key}");
+        let Some(v) = value else {
+            return Ok(default);
+        };
+        let d = if min.is_zero() {
+            values::parse_duration_or_zero(v)
+        } else {
+            values::parse_duration(v)
+        };
+        let d = d.map_err(|k| self.err(key, k))?;
+        self.in_range(key, v, d, (min, max), duration_text)
+    }
+
+    /// A size in `min..=max` (zero is refused by the size parser itself).
+    pub(crate) fn size_in(
         &self,
         key: &str,
         value: Option<&toml::Value>,
         default: u64,
+        (min, max): (u64, u64),
     ) -> Result<u64, ConfigError> {
-        match value {
-            None => Ok(default),
-            Some(v) => values::parse_size(v).map_err(|k| self.err(key, k)),
+        debug_assert!((min..=max).contains(&default), "{key}");
+        let Some(v) = value else {
+            return Ok(default);
+        };
+        let n = values::parse_size(v).map_err(|k| self.err(key, k))?;
+        let shown = match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        self.in_range(key, &shown, n, (min, max), size_text)
+    }
+
+    /// Refuses `value` (written as `shown`) outside `min..=max`, naming the bounds as
+    /// `show` writes them.
+    pub(crate) fn in_range<T: PartialOrd + Copy>(
+        &self,
+        key: &str,
+        shown: &str,
+        value: T,
+        (min, max): (T, T),
+        show: fn(T) -> String,
+    ) -> Result<T, ConfigError> {
+        if min <= value && value <= max {
+            return Ok(value);
         }
+        Err(self.err(
+            key,
+            ErrorKind::OutOfRange {
+                value: shown.to_owned(),
+                min: show(min),
+                max: show(max),
+            },
+        ))
     }
 
     pub(crate) fn addr(
@@ -243,6 +324,33 @@ impl Ctx<'_> {
             seen.push(v);
         }
         Ok(())
+    }
+}
+
+/// A duration bound as it would be written, in hours at most: `24h`, `10m`, `100ms`.
+fn duration_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, n) in [("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms % n == 0 && ms > 0 {
+            return format!("{}{unit}", ms / n);
+        }
+    }
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    format!("{ms}ms")
+}
+
+/// A byte count as it would be written: `64KiB` when exact, else `1000 bytes`.
+fn size_text(bytes: u64) -> String {
+    for (unit, n) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes % n == 0 && bytes > 0 {
+            return format!("{}{unit}", bytes / n);
+        }
+    }
+    match bytes {
+        1 => "1 byte".to_owned(),
+        n => format!("{n} bytes"),
     }
 }
 

@@ -1,10 +1,10 @@
 //! `[redact]` and `[[route]]`.
 
 use super::server::{bad, secs};
-use super::{is_plain_name, Ctx};
+use super::{is_plain_name, range, Ctx};
 use crate::error::{ConfigError, ErrorKind};
 use crate::raw::{RawRedact, RawRoute};
-use crate::values::is_header_name;
+use crate::values::{self, is_header_name};
 use crate::{Redact, RedactRule, Replace, Route, Verify, BUILTIN_RULES};
 
 pub(super) fn redact(cx: &Ctx<'_>, raw: &RawRedact) -> Result<Redact, ConfigError> {
@@ -290,18 +290,33 @@ fn route(cx: &mut Ctx<'_>, i: usize, r: &RawRoute) -> Result<Route, ConfigError>
             },
         ));
     }
+    let mut allowed_origins = Vec::new();
+    for (j, origin) in r.allowed_origins.iter().flatten().enumerate() {
+        let at = format!("route[{i}].allowed_origins[{j}]");
+        allowed_origins.push(values::parse_origin(origin).map_err(|k| cx.err(&at, k))?);
+    }
+    cx.unique(
+        allowed_origins.iter().map(String::as_str),
+        |j| format!("route[{i}].allowed_origins[{j}]"),
+        "allowed origins",
+    )?;
     Ok(Route {
         name: name.to_owned(),
         path_prefix: prefix.to_owned(),
         verify,
         app_secrets,
-        max_skew: cx.duration(&key("max_skew"), r.max_skew.as_deref(), secs(3600))?,
+        max_skew: cx.duration_in(
+            &key("max_skew"),
+            r.max_skew.as_deref(),
+            secs(3600),
+            range::UP_TO_A_DAY,
+        )?,
         replay: r.replay.unwrap_or(true),
         allow_cidrs: cx.cidrs(&key("allow_cidrs"), r.allow_cidrs.as_deref())?,
         event_token,
         event_aes_key,
         event_owner_key: r.event_owner_key.clone(),
-        allowed_origins: Vec::new(),
-        allow_trace: false,
+        allowed_origins,
+        allow_trace: r.allow_trace.unwrap_or(false),
     })
 }

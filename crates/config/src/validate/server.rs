@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::Ctx;
+use super::{range, Ctx};
 use crate::error::{ConfigError, ErrorKind};
 use crate::raw::{RawLimits, RawListen, RawLog, RawUpstream};
-use crate::values::Schemes;
+use crate::values::{self, Schemes};
 use crate::{BodyLog, Challenge, Config, Limits, Listen, Log, LogFormat, TlsMode, Upstream};
 
 pub(crate) const DEFAULT_METRICS: &str = "127.0.0.1:9464";
@@ -28,11 +28,21 @@ pub(super) fn listen(cx: &Ctx<'_>, raw: &RawListen) -> Result<Listen, ConfigErro
         "" => None,
         v => Some(cx.addr("listen.metrics", v, 9464)?),
     };
+    let mut server_names = Vec::new();
+    for (i, name) in raw.server_names.iter().flatten().enumerate() {
+        let key = format!("listen.server_names[{i}]");
+        server_names.push(values::parse_server_name(name).map_err(|k| cx.err(&key, k))?);
+    }
+    cx.unique(
+        server_names.iter().map(String::as_str),
+        |i| format!("listen.server_names[{i}]"),
+        "server names",
+    )?;
     Ok(Listen {
         https,
         http,
         metrics,
-        server_names: Vec::new(),
+        server_names,
     })
 }
 
@@ -40,15 +50,17 @@ pub(super) fn upstream(cx: &Ctx<'_>, raw: &RawUpstream) -> Result<Upstream, Conf
     let url = raw.url.as_deref().unwrap_or("http://127.0.0.1:8080");
     Ok(Upstream {
         url: cx.url("upstream.url", url, Schemes::HttpOrHttps)?,
-        connect_timeout: cx.duration(
+        connect_timeout: cx.duration_in(
             "upstream.connect_timeout",
             raw.connect_timeout.as_deref(),
             secs(2),
+            range::CONNECT_TIMEOUT,
         )?,
-        response_timeout: cx.duration(
+        response_timeout: cx.duration_in(
             "upstream.response_timeout",
             raw.response_timeout.as_deref(),
             secs(30),
+            range::UP_TO_A_DAY,
         )?,
         fallback: raw
             .fallback
@@ -61,42 +73,73 @@ pub(super) fn upstream(cx: &Ctx<'_>, raw: &RawUpstream) -> Result<Upstream, Conf
 pub(super) fn limits(cx: &Ctx<'_>, raw: &RawLimits) -> Result<Limits, ConfigError> {
     let max_connections = match raw.max_connections {
         None => 10_000,
-        Some(n) => usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
-            cx.err(
+        Some(n) => {
+            let positive = usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                cx.err(
+                    "limits.max_connections",
+                    bad(
+                        &n.to_string(),
+                        "is not a positive number",
+                        "an integer of at least 1, e.g. 10000",
+                    ),
+                )
+            })?;
+            cx.in_range(
                 "limits.max_connections",
-                bad(
-                    &n.to_string(),
-                    "is not a positive number",
-                    "an integer of at least 1, e.g. 10000",
-                ),
-            )
-        })?,
+                &n.to_string(),
+                positive,
+                range::MAX_CONNECTIONS,
+                |n| n.to_string(),
+            )?
+        }
+    };
+    let timeout = |key: &str, value: &Option<String>, default, range| {
+        cx.duration_in(&format!("limits.{key}"), value.as_deref(), default, range)
     };
     Ok(Limits {
-        max_body: cx.size("limits.max_body", raw.max_body.as_ref(), 10 << 20)?,
-        max_header_bytes: cx.size(
+        max_body: cx.size_in(
+            "limits.max_body",
+            raw.max_body.as_ref(),
+            10 << 20,
+            range::MAX_BODY,
+        )?,
+        max_header_bytes: cx.size_in(
             "limits.max_header_bytes",
             raw.max_header_bytes.as_ref(),
             64 << 10,
+            range::MAX_HEADER_BYTES,
         )?,
-        header_read_timeout: cx.duration(
-            "limits.header_read_timeout",
-            raw.header_read_timeout.as_deref(),
+        header_read_timeout: timeout(
+            "header_read_timeout",
+            &raw.header_read_timeout,
             secs(10),
+            range::HEADER_READ_TIMEOUT,
         )?,
-        request_timeout: cx.duration(
-            "limits.request_timeout",
-            raw.request_timeout.as_deref(),
+        request_timeout: timeout(
+            "request_timeout",
+            &raw.request_timeout,
             secs(60),
+            range::UP_TO_A_DAY,
         )?,
         max_connections,
-        drain_timeout: cx.duration(
-            "limits.drain_timeout",
-            raw.drain_timeout.as_deref(),
+        drain_timeout: timeout(
+            "drain_timeout",
+            &raw.drain_timeout,
             secs(30),
+            range::DRAIN_TIMEOUT,
         )?,
-        idle_timeout: secs(60),
-        tunnel_idle_timeout: secs(600),
+        idle_timeout: timeout(
+            "idle_timeout",
+            &raw.idle_timeout,
+            secs(60),
+            range::UP_TO_A_DAY,
+        )?,
+        tunnel_idle_timeout: timeout(
+            "tunnel_idle_timeout",
+            &raw.tunnel_idle_timeout,
+            secs(600),
+            range::UP_TO_A_DAY,
+        )?,
     })
 }
 
@@ -125,7 +168,12 @@ pub(super) fn log(cx: &mut Ctx<'_>, raw: &RawLog) -> Result<Log, ConfigError> {
             BodyLog::NAMES,
             BodyLog::from_name,
         )?,
-        body_max: cx.size("log.body_max", raw.body_max.as_ref(), 16 << 10)?,
+        body_max: cx.size_in(
+            "log.body_max",
+            raw.body_max.as_ref(),
+            16 << 10,
+            range::BODY_MAX,
+        )?,
         hash_key: cx.opt_secret("log.hash_key", raw.hash_key.as_deref())?,
     })
 }

@@ -1,7 +1,7 @@
 //! `[tls]` and `[acme]`: where the certificate comes from.
 
 use super::server::{bad, secs};
-use super::Ctx;
+use super::{range, Ctx};
 use crate::error::{ConfigError, ErrorKind};
 use crate::perms::check_private_file;
 use crate::raw::{RawAcme, RawTls};
@@ -69,8 +69,12 @@ pub(super) fn tls(cx: &mut Ctx<'_>, raw: &RawTls) -> Result<Tls, ConfigError> {
             bad(value, "is not a name", "a DNS name or IP address"),
         ));
     }
-    let watch_interval =
-        cx.duration("tls.watch_interval", raw.watch_interval.as_deref(), secs(2))?;
+    let watch_interval = cx.duration_in(
+        "tls.watch_interval",
+        raw.watch_interval.as_deref(),
+        secs(2),
+        range::WATCH_INTERVAL,
+    )?;
     if mode == TlsMode::Files {
         let hint = "tls.mode = \"files\" needs a PEM certificate chain there (or set tls.cert)";
         match std::fs::metadata(&cert) {

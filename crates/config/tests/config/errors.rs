@@ -25,7 +25,7 @@ fn unknown_key_names_line_key_and_valid_keys() {
     let msg = err("[listen]\nhttps = \"0.0.0.0:443\"\nhttpz = \"0.0.0.0:80\"\n");
     assert_eq!(
         msg,
-        "proxy.toml:3:1: listen.httpz: unknown key; valid keys in [listen]: https, http, metrics (did you mean `https`?)"
+        "proxy.toml:3:1: listen.httpz: unknown key; valid keys in [listen]: https, http, metrics, server_names (did you mean `https`?)"
     );
 }
 
@@ -41,7 +41,14 @@ fn unknown_keys_in_arrays_and_at_top_level() {
         "proxy.toml:3:2: listn: unknown key; valid keys in the top level: trusted_proxies, listen",
         &["did you mean `listen`?"],
     );
-    refused(&with("[egress]\n[[egress.target]]\nname = \"m\"\nurl = \"https://a.example\"\nheaders = {}\n"), "proxy.toml:7:1: egress.target[0].headers: unknown key; valid keys in [[egress.target]]", &["inject_headers"]);
+    refused(
+        &with("[[route]]\nname = \"a\"\npath_prefix = \"/\"\nallowed_origin = []\n"),
+        "proxy.toml:6:1: route[0].allowed_origin: unknown key; valid keys in [[route]]",
+        &[
+            "allowed_origins, allow_trace",
+            "did you mean `allowed_origins`?",
+        ],
+    );
     refused(&with("[redact]\n[[redact.rule]]\nname = \"x\"\nregex = \"y\"\n"), "proxy.toml:6:1: redact.rule[0].regex: unknown key; valid keys in [[redact.rule]]: name, pattern, replace", &[]);
     refused(
         "listen.https = \"0.0.0.0:443\"\nlisten.zz = 1\n",
@@ -138,15 +145,6 @@ fn metrics_beyond_loopback_need_a_token() {
 }
 
 #[test]
-fn egress_listen_must_be_loopback() {
-    refused(
-        &with("[egress]\nlisten = \"0.0.0.0:8089\"\n"),
-        "proxy.toml:4:1: egress.listen: 0.0.0.0:8089 is not a loopback address",
-        &["127.0.0.1:8089"],
-    );
-}
-
-#[test]
 fn listeners_need_their_own_ports() {
     refused(
         "[listen]\nhttps = \"0.0.0.0:443\"\nmetrics = \"127.0.0.1:443\"\n",
@@ -194,7 +192,6 @@ fn enums_list_the_valid_values() {
         ("[log]\nbodies = \"on\"\n", "log.bodies", "\"off\", \"redacted\""),
         ("[[route]]\nname = \"a\"\npath_prefix = \"/\"\nverify = \"hmac\"\n", "route[0].verify", "\"none\", \"dingtalk-robot\", \"dingtalk-event\""),
         ("[[redact.rule]]\nname = \"a\"\npattern = \"x\"\nreplace = \"drop\"\n", "redact.rule[0].replace", "\"mask\", \"hash\""),
-        ("[egress]\n[[egress.target]]\nname = \"m\"\nurl = \"https://a.example\"\nfallback_on = [\"404\"]\n", "egress.target[0].fallback_on[0]", "\"connect\", \"timeout\", \"5xx\""),
         ("[redact]\nbuiltin = [\"emails\"]\n", "redact.builtin[0]", "\"email\", \"phone\", \"id-card\", \"bank-card\", \"bearer\", \"api-key\", \"jwt\", \"url-secret\", \"dingtalk\""),
     ];
     for (extra, key, valid) in cases {
@@ -220,12 +217,6 @@ fn urls_are_checked() {
         &["http://127.0.0.1:8080"],
     );
     refused(
-        &with("[egress]\n[[egress.target]]\nname = \"m\"\nurl = \"http://a.example\"\n"),
-        "proxy.toml:6:1: egress.target[0].url:",
-        &["plain http is not allowed", "https://"],
-    );
-    refused(&with("[egress]\n[[egress.target]]\nname = \"m\"\nurl = \"https://a.example\"\nfallback = \"http://b.example\"\n"), "proxy.toml:7:1: egress.target[0].fallback:", &["https://"]);
-    refused(
         &with("[acme]\ndomains = [\"a.example\"]\ndirectory = \"http://ca.example/dir\"\n"),
         "proxy.toml:5:1: acme.directory:",
         &["https://"],
@@ -241,7 +232,7 @@ fn fields_are_structured() {
     );
     match e.kind() {
         clawveil_config::ErrorKind::UnknownKey { valid, .. } => {
-            assert_eq!(valid, &["https", "http", "metrics"])
+            assert_eq!(valid, &["https", "http", "metrics", "server_names"])
         }
         other => panic!("{other:?}"),
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clawveil_config::*;
 
 use crate::{
-    err, full_in_tempdir, parse, private_file, tmp_path, FULL, HTTPS, MODEL_KEY, SECRET_VALUES,
+    err, full_in_tempdir, parse, private_file, tmp_path, FILE_SECRET, FULL, HTTPS, SECRET_VALUES,
 };
 
 #[test]
@@ -15,10 +15,8 @@ fn full_example_parses() {
     assert_eq!(c.trusted_proxies.len(), 2);
     assert_eq!(c.listen.https.to_string(), "0.0.0.0:443");
     assert_eq!(c.listen.http.unwrap().port(), 80);
-    assert_eq!(
-        c.upstream.fallback.as_deref(),
-        Some("http://127.0.0.1:8082")
-    );
+    assert_eq!(c.listen.server_names, ["bot.example.com", "*.example.org"]);
+    assert_eq!(c.upstream.fallback, None);
     assert_eq!(c.tls.mode, TlsMode::Acme);
     assert_eq!(c.tls.watch_interval, Duration::from_secs(5));
     let acme = c.acme.as_ref().unwrap();
@@ -30,38 +28,35 @@ fn full_example_parses() {
     assert_eq!(c.limits.max_body, 10 * 1024 * 1024);
     assert_eq!(c.limits.max_header_bytes, 64 * 1024);
     assert_eq!(c.limits.drain_timeout, Duration::from_secs(20));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
+    assert_eq!(c.limits.tunnel_idle_timeout, Duration::from_secs(600));
     assert_eq!(c.log.body_max, 16 * 1024);
+    assert_eq!(c.log.hash_key.as_ref().unwrap().expose(), FILE_SECRET);
     assert_eq!(c.redact.builtin, BUILTIN_RULES);
     assert_eq!(c.redact.headers, ["x-api-key"]);
     assert_eq!(c.redact.rules[0].name, "order-id");
     assert!(c.metrics.token.is_some());
     // sorted longest prefix first
     let prefixes: Vec<&str> = c.routes.iter().map(|r| r.path_prefix.as_str()).collect();
-    assert_eq!(prefixes, ["/dingtalk-events/", "/dingtalk/", "/"]);
+    assert_eq!(
+        prefixes,
+        ["/dingtalk-events/", "/dingtalk/", "/openclaw/", "/"]
+    );
     let robot = &c.routes[1];
     assert_eq!(robot.verify, Verify::DingtalkRobot);
     assert_eq!(robot.app_secrets[1].expose(), "app-secret-previous-value");
     assert_eq!(robot.allow_cidrs[0].to_string(), "203.119.0.0/16");
+    assert!(robot.allowed_origins.is_empty() && !robot.allow_trace);
+    let ui = &c.routes[2];
+    assert_eq!(
+        ui.allowed_origins,
+        ["https://bot.example.com", "http://127.0.0.1:8443"]
+    );
+    assert!(ui.allow_trace);
     let event = &c.routes[0];
     assert_eq!(event.event_aes_key.as_ref().unwrap().expose().len(), 43);
     assert_eq!(event.event_owner_key.as_deref(), Some("dingxxxxxxxx"));
-    let egress = c.egress.as_ref().unwrap();
-    assert_eq!(egress.listen.port(), 8089);
-    let t = &egress.targets[0];
-    assert_eq!(
-        t.fallback_on,
-        [
-            FallbackCause::Connect,
-            FallbackCause::Timeout,
-            FallbackCause::Status5xx
-        ]
-    );
-    assert_eq!(t.connect_timeout, Duration::from_secs(3));
-    assert_eq!(t.inject_headers[0].0, "Authorization");
-    assert_eq!(
-        t.inject_headers[0].1.expose(),
-        format!("Bearer {MODEL_KEY}")
-    );
+    assert!(c.egress.is_none());
     assert!(c.warnings.is_empty());
 }
 
@@ -90,11 +85,25 @@ fn effective_toml_masks_every_secret_and_parses_back() {
     for (_, value) in SECRET_VALUES {
         assert!(!out.contains(value), "secret value leaked:\n{out}");
     }
-    assert!(!out.contains(MODEL_KEY));
+    assert!(!out.contains(FILE_SECRET));
     assert!(out.contains("\"${env:DINGTALK_APP_SECRET}\""), "{out}");
-    assert!(out.contains("Bearer ${file:"), "{out}");
+    assert!(out.contains("hash_key = \"${file:"), "{out}");
     assert!(
         out.contains("max_body = \"10MiB\"") && out.contains("renew_before = \"30d\""),
+        "{out}"
+    );
+    for line in [
+        "server_names = [\"bot.example.com\", \"*.example.org\"]",
+        "idle_timeout = \"90s\"",
+        "tunnel_idle_timeout = \"10m\"",
+        "allowed_origins = [\"https://bot.example.com\", \"http://127.0.0.1:8443\"]",
+        "allow_trace = true",
+        "allow_trace = false",
+    ] {
+        assert!(out.contains(line), "{line} missing from\n{out}");
+    }
+    assert!(
+        !out.contains("egress") && !out.contains("fallback"),
         "{out}"
     );
     let again = parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
@@ -109,7 +118,7 @@ fn debug_never_shows_secret_values() {
     for (_, value) in SECRET_VALUES {
         assert!(!debug.contains(value), "secret value in Debug");
     }
-    assert!(!debug.contains(MODEL_KEY));
+    assert!(!debug.contains(FILE_SECRET));
     assert!(debug.contains("Secret(${env:CLAWVEIL_METRICS_TOKEN})"));
 }
 
@@ -147,12 +156,15 @@ fn defaults_fill_everything_but_listen_https() {
     assert_eq!(c.tls.key.to_str(), Some("certs/selfsigned.key"));
     assert_eq!(c.tls.names, ["localhost", "127.0.0.1", "::1"]);
     assert!(c.acme.is_none() && c.egress.is_none() && c.metrics.token.is_none());
+    assert!(c.listen.server_names.is_empty() && c.upstream.fallback.is_none());
     assert_eq!(c.limits.max_body, 10 << 20);
     assert_eq!(c.limits.max_header_bytes, 64 << 10);
     assert_eq!(c.limits.header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.limits.request_timeout, Duration::from_secs(60));
     assert_eq!(c.limits.max_connections, 10_000);
     assert_eq!(c.limits.drain_timeout, Duration::from_secs(30));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.limits.tunnel_idle_timeout, Duration::from_secs(600));
     assert_eq!(
         (
             c.log.format,
@@ -170,6 +182,17 @@ fn defaults_fill_everything_but_listen_https() {
         ("default", "/", Verify::None)
     );
     assert!(r.replay && r.max_skew == Duration::from_secs(3600));
+    assert!(r.allowed_origins.is_empty() && !r.allow_trace);
+    let out = c.effective_toml();
+    assert!(
+        out.contains("server_names = []")
+            && out.contains("idle_timeout = \"1m\"")
+            && out.contains("tunnel_idle_timeout = \"10m\"")
+            && out.contains("allowed_origins = []")
+            && out.contains("allow_trace = false"),
+        "{out}"
+    );
+    assert_eq!(parse(&out).unwrap().effective_toml(), out);
 }
 
 #[test]
@@ -185,17 +208,6 @@ fn empty_file_needs_only_listen_https() {
 
 #[test]
 fn other_defaults_per_section() {
-    let c = parse(&format!(
-        "{HTTPS}[egress]\n[[egress.target]]\nname = \"m\"\nurl = \"https://x.example\"\n"
-    ))
-    .unwrap();
-    let t = &c.egress.as_ref().unwrap().targets[0];
-    assert_eq!(
-        t.fallback_on,
-        [FallbackCause::Connect, FallbackCause::Timeout]
-    );
-    assert_eq!(t.response_timeout, Duration::from_secs(120));
-    assert_eq!(c.egress.unwrap().listen.to_string(), "127.0.0.1:8089");
     let c = parse(&format!("{HTTPS}[acme]\ndomains = [\"a.example\"]\n")).unwrap();
     let a = c.acme.unwrap();
     assert_eq!(
@@ -264,7 +276,32 @@ fn every_key_of_the_full_file_is_in_the_reference() {
     let table: toml::Table = FULL.parse().unwrap();
     let mut checked = 0;
     walk(&md, "", &toml::Value::Table(table), &mut checked);
-    assert!(checked >= 70, "walked only {checked} keys");
+    assert!(checked >= 65, "walked only {checked} keys");
+}
+
+#[test]
+fn the_full_file_sets_every_supported_key() {
+    let table: toml::Table = FULL.parse().unwrap();
+    for key in supported_keys() {
+        let mut values = vec![&table];
+        let (sections, name) = key.rsplit_once('.').unwrap_or(("", &key));
+        for section in sections.split('.').filter(|s| !s.is_empty()) {
+            values = values
+                .iter()
+                .flat_map(|t| match t.get(section) {
+                    Some(toml::Value::Table(inner)) => vec![inner],
+                    Some(toml::Value::Array(items)) => {
+                        items.iter().filter_map(toml::Value::as_table).collect()
+                    }
+                    _ => Vec::new(),
+                })
+                .collect();
+        }
+        assert!(
+            values.iter().any(|t| t.contains_key(name)),
+            "full.toml does not set {key}"
+        );
+    }
 }
 
 /// Checks that every key under `section` has a row in that section's reference table.
@@ -332,11 +369,16 @@ fn reference_markdown_covers_sections_and_types() {
         "[[redact.rule]]",
         "[metrics]",
         "[[route]]",
-        "[egress]",
-        "[[egress.target]]",
     ] {
         assert!(md.contains(&format!("### `{heading}`")), "{heading}");
     }
+    for refused in ["[egress]", "[[egress.target]]"] {
+        assert!(!md.contains(&format!("### `{refused}`")), "{refused}");
+    }
+    assert!(md.contains("| `server_names` | [string] | [] (any) |"));
+    assert!(
+        md.contains("| `allow_trace` | bool | `false` | TRACE is refused with 405 unless true. |")
+    );
     assert!(md.contains("| `https` | address | required |"));
     assert!(md.contains("current directory"));
 }

@@ -1,8 +1,10 @@
 //! Integration tests of clawveil-config: one test binary (see STYLE.md).
 
+mod bounds;
 mod errors;
 mod full;
 mod fuzz;
+mod not_supported;
 mod secrets;
 mod sections;
 
@@ -15,6 +17,9 @@ pub const HTTPS: &str = "[listen]\nhttps = \"127.0.0.1:8443\"\n";
 
 pub const FULL: &str = include_str!("../full.toml");
 
+/// `[egress]` and `upstream.fallback`, refused as "not supported yet".
+pub const EGRESS: &str = include_str!("../egress.toml");
+
 /// Secret values the full config resolves to; none may ever appear in output.
 pub const SECRET_VALUES: &[(&str, &str)] = &[
     ("ACME_EAB_KID", "kid-1234567890"),
@@ -23,7 +28,6 @@ pub const SECRET_VALUES: &[(&str, &str)] = &[
         "CLAWVEIL_STORAGE_KEY",
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
     ),
-    ("CLAWVEIL_LOG_HASH_KEY", "log-hash-key-value-xyz"),
     ("CLAWVEIL_METRICS_TOKEN", "metrics-token-value-xyz"),
     ("DINGTALK_APP_SECRET", "app-secret-current-value"),
     ("DINGTALK_APP_SECRET_PREVIOUS", "app-secret-previous-value"),
@@ -34,7 +38,8 @@ pub const SECRET_VALUES: &[(&str, &str)] = &[
     ),
 ];
 
-pub const MODEL_KEY: &str = "model-key-file-value";
+/// What `log.hash_key = "${file:@DIR@/hash_key}"` of the full config resolves to.
+pub const FILE_SECRET: &str = "hash-key-file-value";
 
 pub fn opts() -> LoadOptions {
     LoadOptions::default()
@@ -69,13 +74,13 @@ pub fn private_file(path: &Path, contents: &str, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// The full config with its model key file in a fresh temporary directory.
+/// The full config with its `hash_key` file in a fresh temporary directory.
 pub fn full_in_tempdir() -> (tempfile::TempDir, String) {
     set_env();
     let dir = tempfile::tempdir().unwrap();
     private_file(
-        &dir.path().join("model_key"),
-        &format!("{MODEL_KEY}\n"),
+        &dir.path().join("hash_key"),
+        &format!("{FILE_SECRET}\n"),
         0o600,
     );
     let src = FULL.replace("@DIR@", &dir.path().display().to_string());

@@ -1,4 +1,5 @@
-//! Section-specific validation errors: acme, files mode, log, redaction, routes, egress.
+//! Section-specific validation: acme, files mode, log, redaction, routes, server names,
+//! origins. (The egress rules are unit tests beside their code: `[egress]` is refused.)
 
 use crate::errors::{refused, with};
 use crate::{err, parse, HTTPS};
@@ -162,40 +163,126 @@ fn route_rules() {
 }
 
 #[test]
-fn egress_rules() {
-    let target = |body: &str| {
-        with(&format!(
-            "[egress]\n[[egress.target]]\nname = \"m\"\nurl = \"https://a.example\"\n{body}"
-        ))
-    };
+fn server_names() {
+    let src = |list: &str| format!("[listen]\nhttps = \"127.0.0.1:8443\"\nserver_names = {list}\n");
+    let c = parse(&src(
+        "[\"Bot.Example.com\", \"*.example.org\", \"192.0.2.7\", \"[2001:db8::1]\"]",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.listen.server_names,
+        [
+            "bot.example.com",
+            "*.example.org",
+            "192.0.2.7",
+            "2001:db8::1"
+        ]
+    );
+    assert!(parse(&src("[]")).unwrap().listen.server_names.is_empty());
+    let expected = "expected a host name such as \"bot.example.com\" or \"*.example.org\", or an IP address (no scheme, port or path)";
     refused(
-        &target("[[egress.target]]\nname = \"m\"\nurl = \"https://b.example\"\n"),
-        "proxy.toml:8:1: egress.target[1].name: \"m\" is used twice",
-        &["target names must be unique"],
+        &src("[\"bot.example.com:443\"]"),
+        "proxy.toml:3:17: listen.server_names[0]: \"bot.example.com:443\" has a port; ",
+        &[expected],
     );
     refused(
-        &target("inject_headers = { \"Bad Header\" = \"x\" }\n"),
-        "proxy.toml:7:20: egress.target[0].inject_headers.Bad Header:",
-        &["not a header name"],
+        &src("[\"a.example\", \"https://bot.example.com\"]"),
+        "proxy.toml:3:30: listen.server_names[1]: \"https://bot.example.com\" has a scheme",
+        &[expected],
     );
     refused(
-        &target("inject_headers = { Host = \"x\" }\n"),
-        "proxy.toml:7:20: egress.target[0].inject_headers.Host:",
-        &["cannot be injected"],
-    );
-    refused(
-        &with("[egress]\nallow = [\"https://api.dingtalk.com\"]\n"),
-        "proxy.toml:4:10: egress.allow[0]:",
-        &["*.dingtalk.com"],
-    );
-    refused(
-        &with("[egress]\n[[egress.target]]\nurl = \"https://a.example\"\n"),
-        "proxy.toml:4:1: egress.target[0].name: required key is missing",
+        &src("[\"*\"]"),
+        "proxy.toml:3:17: listen.server_names[0]: \"*\" matches everything; leave server_names empty",
         &[],
     );
     refused(
-        &target("models = [\"\"]\n"),
-        "proxy.toml:7:11: egress.target[0].models[0]:",
-        &["qwen-max"],
+        &src("[\"bot.example.com\", \"BOT.example.com\"]"),
+        "proxy.toml:3:36: listen.server_names[1]: \"bot.example.com\" is used twice (first at listen.server_names[0]); server names must be unique",
+        &[],
+    );
+    refused(
+        &src("[\"bot example\"]"),
+        "proxy.toml:3:17: listen.server_names[0]:",
+        &["is not a DNS name"],
+    );
+}
+
+#[test]
+fn allowed_origins_and_trace() {
+    let route = |body: &str| {
+        with(&format!(
+            "[[route]]\nname = \"ui\"\npath_prefix = \"/ui/\"\n{body}"
+        ))
+    };
+    let c = parse(&route(
+        "allowed_origins = [\"HTTPS://Bot.Example.com:443\", \"http://localhost:8080\"]\nallow_trace = true\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.routes[0].allowed_origins,
+        ["https://bot.example.com", "http://localhost:8080"]
+    );
+    assert!(c.routes[0].allow_trace);
+    let c = parse(&route("")).unwrap();
+    assert!(c.routes[0].allowed_origins.is_empty() && !c.routes[0].allow_trace);
+    let expected = "expected a web origin such as \"https://bot.example.com\" or \"http://127.0.0.1:8080\": scheme, host and optional port, without path, query, user info or trailing slash";
+    for (origin, reason) in [
+        (
+            "https://bot.example.com/",
+            "ends with a slash, which browsers do not send",
+        ),
+        ("https://bot.example.com/ui", "has a path"),
+        ("https://bot.example.com?x=1", "has a query"),
+        ("https://user@bot.example.com", "has user info"),
+        ("bot.example.com", "has no scheme"),
+        (
+            "wss://bot.example.com",
+            "is not an https:// or http:// origin",
+        ),
+        (
+            "https://bot.example.com:99999",
+            "has a port that is not a number from 1 to 65535",
+        ),
+    ] {
+        refused(
+            &route(&format!("allowed_origins = [\"{origin}\"]\n")),
+            &format!(
+                "proxy.toml:6:20: route[0].allowed_origins[0]: \"{origin}\" {reason}; {expected}"
+            ),
+            &[],
+        );
+    }
+    refused(
+        &route("allowed_origins = [\"https://a.example\", \"https://A.example:443\"]\n"),
+        "proxy.toml:6:41: route[0].allowed_origins[1]: \"https://a.example\" is used twice (first at route[0].allowed_origins[0]); allowed origins must be unique",
+        &[],
+    );
+    refused(
+        &route("allow_trace = \"yes\"\n"),
+        "proxy.toml:6:15: route[0].allow_trace: wrong type",
+        &["true or false"],
+    );
+}
+
+#[test]
+fn idle_timeouts() {
+    let c = parse(&with(
+        "[limits]\nidle_timeout = \"5s\"\ntunnel_idle_timeout = \"1h\"\n",
+    ))
+    .unwrap();
+    assert_eq!(c.limits.idle_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(
+        c.limits.tunnel_idle_timeout,
+        std::time::Duration::from_secs(3600)
+    );
+    refused(
+        &with("[limits]\nidle_timeout = \"soon\"\n"),
+        "proxy.toml:4:1: limits.idle_timeout: \"soon\" is not a valid duration",
+        &[],
+    );
+    refused(
+        &with("[limits]\ntunnel_idle_timeout = \"0s\"\n"),
+        "proxy.toml:4:1: limits.tunnel_idle_timeout: \"0s\" is not a valid duration (it must be longer than zero)",
+        &[],
     );
 }
