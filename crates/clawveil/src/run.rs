@@ -153,6 +153,7 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
         cfg.metrics.token.as_ref().map(|t| t.expose().to_owned()),
     ));
     let token_reader = token.clone();
+    let (reload_tx, reload_rx) = watch::channel(0u64);
     let rt = Runtime {
         config: cfg.clone(),
         metrics: metrics.clone(),
@@ -169,6 +170,7 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
                 .acme
                 .as_ref()
                 .is_some_and(|a| a.challenge == Challenge::TlsAlpn01),
+        reload: reload_rx,
     };
     tracing::info!(
         version = VERSION,
@@ -193,6 +195,7 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
                     let _ = r.reload("SIGHUP");
                 }
                 reload_secrets(&cfg, &token);
+                reload_tx.send_modify(|generation| *generation += 1);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

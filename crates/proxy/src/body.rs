@@ -5,9 +5,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -34,11 +34,25 @@ pub enum BodyState {
 pub struct BodyStats {
     bytes: AtomicU64,
     state: AtomicU8,
+    /// When the whole body had arrived (the upstream's response time counts from here).
+    done_at: OnceLock<Instant>,
 }
 
 impl BodyStats {
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+    /// Counts bytes that went upstream outside a body (a tunnel's).
+    pub fn add(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+    /// When the whole body had arrived, if it has.
+    pub fn done_at(&self) -> Option<Instant> {
+        self.done_at.get().copied()
+    }
+    /// Notes that the whole body has arrived.
+    pub fn done(&self) {
+        let _ = self.done_at.set(Instant::now());
     }
     pub fn state(&self) -> BodyState {
         match self.state.load(Ordering::Relaxed) {
@@ -130,13 +144,19 @@ where
                         t.push(data);
                     }
                 }
+                if this.inner.as_ref().is_some_and(|b| b.is_end_stream()) {
+                    this.stats.done();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 this.stats.set(BodyState::ClientError);
                 Poll::Ready(Some(Err(RequestBodyError::Client(e).into())))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.stats.done();
+                Poll::Ready(None)
+            }
             Poll::Pending => match this.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     this.stats.set(BodyState::TimedOut);

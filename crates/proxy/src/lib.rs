@@ -6,17 +6,29 @@
 
 mod body;
 mod capture;
+mod checks;
+mod conn_io;
 mod content;
+pub mod dingtalk;
+mod exchange;
+mod forward;
 mod headers;
+mod idle;
 mod linger;
 mod listener;
 mod plain;
+mod refused;
+mod route;
 mod service;
 mod trace;
+mod tunnel;
+mod upgrade;
 mod upstream;
+mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clawveil_config::Config;
 use clawveil_telemetry::{serve_metrics, Metrics, MetricsAccess};
@@ -98,6 +110,8 @@ pub struct Runtime {
     pub metrics_token: MetricsAccess,
     /// Whether the https listener also answers TLS-ALPN-01 (`acme-tls/1`).
     pub acme_tls_alpn: bool,
+    /// Bumped by the binary on SIGHUP: routes re-read their secrets.
+    pub reload: watch::Receiver<u64>,
 }
 
 /// Serves until `shutdown` turns true, then stops accepting and drains.
@@ -107,9 +121,25 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let cfg = &rt.config;
-    let shared = Shared::from_config(cfg, rt.metrics.clone())?;
+    let shared = Shared::from_config(cfg, rt.metrics.clone(), shutdown.clone())?;
+    let tunnels = shared.tunnels.clone();
+    let mut reload = rt.reload.clone();
+    let reloading = shared.clone();
+    tokio::spawn(async move {
+        while reload.changed().await.is_ok() {
+            reloading.reload_secrets();
+        }
+    });
     let limits = &cfg.limits;
     let mut tasks = Vec::new();
+    let timeouts = idle::Timeouts {
+        header_read: limits.header_read_timeout,
+        idle: limits.idle_timeout,
+    };
+    let client: refused::ClientLabel = {
+        let shared = shared.clone();
+        Arc::new(move |ip| shared.content.client(ip))
+    };
 
     let https_port = bound.https.local_addr().map(|a| a.port()).unwrap_or(443);
     let tls = server_config(rt.store.clone(), cfg.tls.min_version, rt.acme_tls_alpn);
@@ -118,7 +148,9 @@ pub async fn serve(
         handshake_timeout: limits.header_read_timeout,
         store: rt.store.clone(),
         metrics: rt.metrics.clone(),
-        builder: listener::http_builder(limits.max_header_bytes, limits.header_read_timeout),
+        builder: listener::http_builder(limits.max_header_bytes),
+        timeouts,
+        client: client.clone(),
         shared,
     });
     tasks.push(tokio::spawn(listener::accept_loop(
@@ -134,7 +166,9 @@ pub async fn serve(
             tokens: rt.http01.clone(),
             https_port,
             metrics: rt.metrics.clone(),
-            builder: listener::http_builder(limits.max_header_bytes, limits.header_read_timeout),
+            builder: listener::http_builder(limits.max_header_bytes),
+            timeouts,
+            client,
         });
         tasks.push(tokio::spawn(listener::accept_loop(
             l,
@@ -147,17 +181,34 @@ pub async fn serve(
 
     if let Some(l) = bound.metrics {
         let store = rt.store.clone();
+        let ctx = Arc::new(listener::MetricsContext {
+            metrics: rt.metrics.clone(),
+            builder: listener::http_builder(limits.max_header_bytes),
+            timeouts,
+        });
         tasks.push(tokio::spawn(serve_metrics(
             l,
             rt.metrics.clone(),
             rt.metrics_token.clone(),
             Arc::new(move || store.readiness()),
             shutdown.clone(),
+            move |s, peer, answer| listener::serve_metrics_conn(ctx.clone(), s, peer, answer),
         )));
     }
 
     for t in tasks {
         let _ = t.await;
+    }
+    // Upgraded connections left hyper's tracking; they end by themselves once the drain
+    // time is over.
+    if tokio::time::timeout(
+        limits.drain_timeout + Duration::from_secs(2),
+        tunnels.wait_closed(),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("WebSocket tunnels still open after the drain timeout");
     }
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! Accept loops: a bounded number of connections, TLS handshakes with a deadline, hyper's
-//! HTTP/1.1 + HTTP/2 server on each connection, and a graceful drain on shutdown.
+//! HTTP/1.1 + HTTP/2 server on each connection (watched for idleness, its refusals
+//! counted: see [`crate::idle`] and [`crate::refused`]), and a graceful drain on shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clawveil_telemetry::{FailReason, Listener, Metrics};
 use clawveil_tls::{CertStore, ACME_TLS_ALPN};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -15,17 +18,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::conn_io::Watched;
+use crate::idle::{Activity, Timeouts};
+use crate::linger::Lingering;
+use crate::refused::{ClientLabel, ConnLog};
 use crate::service::ConnInfo;
 
 /// HTTP settings shared by every connection of a listener.
-pub fn http_builder(
-    max_header_bytes: u64,
-    header_read_timeout: Duration,
-) -> Builder<TokioExecutor> {
+pub fn http_builder(max_header_bytes: u64) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        // The idle watchdog times request heads: hyper's timer would start only after
+        // the first bytes, and restart right after each response (cutting keep-alive
+        // connections at the header timeout instead of the idle timeout).
+        .header_read_timeout(None)
         // hyper needs at least 8 KiB of buffer; a head that does not fit gets 431.
         .max_buf_size(max_header_bytes.max(8192) as usize)
         .keep_alive(true);
@@ -33,6 +40,8 @@ pub fn http_builder(
         .timer(TokioTimer::new())
         .max_header_list_size(max_header_bytes.min(u32::MAX as u64) as u32)
         .max_concurrent_streams(256)
+        // RFC 8441: WebSocket over HTTP/2 (extended CONNECT with :protocol).
+        .enable_connect_protocol()
         .keep_alive_interval(Some(Duration::from_secs(30)));
     b
 }
@@ -117,6 +126,9 @@ pub struct HttpsContext {
     pub store: Arc<CertStore>,
     pub metrics: Arc<Metrics>,
     pub builder: Builder<TokioExecutor>,
+    pub timeouts: Timeouts,
+    /// How access events show the client.
+    pub client: ClientLabel,
     pub shared: Arc<crate::service::Shared>,
 }
 
@@ -133,6 +145,8 @@ pub async fn serve_tls(
         store,
         metrics,
         builder,
+        timeouts,
+        client,
         shared,
     } = &*ctx;
     let handshake_timeout = *handshake_timeout;
@@ -180,31 +194,82 @@ pub async fn serve_tls(
         listener: Listener::Https,
         tls_version: version,
         alpn,
+        sni: session.server_name().map(str::to_ascii_lowercase),
     });
-    let shared = shared.clone();
+    let log = Arc::new(ConnLog {
+        metrics: metrics.clone(),
+        listener: Listener::Https.as_str(),
+        peer,
+        tls_version: version,
+        alpn,
+        client: Some(client.clone()),
+    });
+    let act = Activity::new();
+    // Stream resets are not counted yet: counting them also counted early 401s over h2.
+    let io = Watched::new(Lingering::new(tls), act.clone(), None);
+    let (shared, a) = (shared.clone(), act.clone());
     let svc = hyper::service::service_fn(move |req| {
-        crate::service::handle(shared.clone(), conn.clone(), req)
+        a.request(&req)
+            .respond(crate::service::handle(shared.clone(), conn.clone(), req))
     });
     let served = builder
-        .serve_connection_with_upgrades(TokioIo::new(crate::linger::Lingering::new(tls)), svc)
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
         .into_owned();
-    if let Err(e) = watcher.watch(served).await {
-        note_connection_error(metrics, &*e, peer);
+    guard(watcher.watch(served), act, *timeouts, &log).await;
+}
+
+/// Runs a connection until it ends, or until its watchdog finds it idle (then drops
+/// it: the socket closes); counts either ending.
+pub async fn guard<F, E>(conn: F, act: Arc<Activity>, timeouts: Timeouts, log: &ConnLog)
+where
+    F: Future<Output = Result<(), E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::select! {
+        ended = conn => if let Err(e) = ended {
+            log.ended(&*e.into());
+        },
+        why = act.watchdog(timeouts) => log.cut(why),
     }
 }
 
-/// Counts what hyper refused on its own (oversized heads get 431 from hyper itself).
-pub fn note_connection_error(
-    metrics: &Metrics,
-    e: &(dyn std::error::Error + 'static),
+/// What every connection of the metrics listener shares.
+pub struct MetricsContext {
+    pub metrics: Arc<Metrics>,
+    pub builder: Builder<TokioExecutor>,
+    pub timeouts: Timeouts,
+}
+
+/// Answers one request of the metrics listener (the telemetry crate's answers).
+pub type MetricsAnswer = Arc<
+    dyn Fn(http::Request<hyper::body::Incoming>) -> http::Response<http_body_util::Full<Bytes>>
+        + Send
+        + Sync,
+>;
+
+/// Serves one connection of the metrics listener, with the same deadlines.
+pub async fn serve_metrics_conn(
+    ctx: Arc<MetricsContext>,
+    stream: TcpStream,
     peer: SocketAddr,
+    answer: MetricsAnswer,
 ) {
-    if let Some(h) = e.downcast_ref::<hyper::Error>() {
-        if h.is_parse_too_large() {
-            metrics.fail_closed(FailReason::HeaderTooLarge);
-            tracing::info!(%peer, "request head too large: answered 431");
-            return;
-        }
-    }
-    tracing::debug!(%peer, error = %e, "connection ended with an error");
+    let log = Arc::new(ConnLog {
+        metrics: ctx.metrics.clone(),
+        listener: "metrics",
+        peer,
+        tls_version: "",
+        alpn: "",
+        client: None,
+    });
+    let act = Activity::new();
+    let io = Watched::new(Lingering::new(stream), act.clone(), Some(log.on_reset()));
+    let a = act.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let in_flight = a.request(&req);
+        let answered = answer(req);
+        in_flight.respond(std::future::ready(Ok::<_, Infallible>(answered)))
+    });
+    let served = ctx.builder.serve_connection(TokioIo::new(io), svc);
+    guard(served, act, ctx.timeouts, &log).await;
 }

@@ -18,6 +18,11 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpStream;
 
+use crate::conn_io::Watched;
+use crate::idle::{Activity, Timeouts};
+use crate::linger::Lingering;
+use crate::refused::{ClientLabel, ConnLog};
+
 const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// What every connection of the plain listener shares.
@@ -27,6 +32,9 @@ pub struct PlainContext {
     pub https_port: u16,
     pub metrics: Arc<Metrics>,
     pub builder: Builder<TokioExecutor>,
+    pub timeouts: Timeouts,
+    /// How access events (of refused requests) show the client.
+    pub client: ClientLabel,
 }
 
 pub async fn serve_plain(
@@ -35,18 +43,27 @@ pub async fn serve_plain(
     peer: SocketAddr,
     watcher: Watcher,
 ) {
-    let c = ctx.clone();
+    let log = Arc::new(ConnLog {
+        metrics: ctx.metrics.clone(),
+        listener: Listener::Http.as_str(),
+        peer,
+        tls_version: "",
+        alpn: "",
+        client: Some(ctx.client.clone()),
+    });
+    let act = Activity::new();
+    let io = Watched::new(Lingering::new(stream), act.clone(), Some(log.on_reset()));
+    let (c, a) = (ctx.clone(), act.clone());
     let svc = hyper::service::service_fn(move |req| {
-        let c = c.clone();
-        async move { Ok::<_, Infallible>(answer(&c, req)) }
+        let in_flight = a.request(&req);
+        let resp = answer(&c, req);
+        in_flight.respond(std::future::ready(Ok::<_, Infallible>(resp)))
     });
     let conn = ctx
         .builder
-        .serve_connection(TokioIo::new(crate::linger::Lingering::new(stream)), svc)
+        .serve_connection(TokioIo::new(io), svc)
         .into_owned();
-    if let Err(e) = watcher.watch(conn).await {
-        crate::listener::note_connection_error(&ctx.metrics, &*e, peer);
-    }
+    crate::listener::guard(watcher.watch(conn), act, ctx.timeouts, &log).await;
 }
 
 fn answer(ctx: &PlainContext, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -144,14 +144,6 @@ pub fn is_request_body_error(err: &(dyn std::error::Error + 'static)) -> bool {
     })
 }
 
-/// The status a client sees for an upstream failure.
-pub fn status_for(class: ErrorClass) -> http::StatusCode {
-    match class {
-        ErrorClass::Timeout => http::StatusCode::GATEWAY_TIMEOUT,
-        _ => http::StatusCode::BAD_GATEWAY,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,6 +119,10 @@ pub struct AccessEvent<'a> {
     /// Redacted body samples (or an omission reason), when `log.bodies = "redacted"`.
     pub request_body: Option<BodyField<'a>>,
     pub response_body: Option<BodyField<'a>>,
+    /// The `clawveil_fail_closed_total` reason of a refused request.
+    pub reason: Option<&'a str>,
+    /// How an upgraded (WebSocket) connection ended.
+    pub close_reason: Option<&'a str>,
 }
 
 impl AccessEvent<'_> {
@@ -148,6 +152,8 @@ impl AccessEvent<'_> {
             request_json = self.request_body.and_then(BodyField::json),
             response_body = self.response_body.and_then(BodyField::text),
             response_json = self.response_body.and_then(BodyField::json),
+            reason = self.reason,
+            close_reason = self.close_reason,
             "request"
         );
     }

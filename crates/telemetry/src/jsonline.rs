@@ -355,6 +355,8 @@ mod tests {
             response_headers: None,
             request_body: Some(BodyField::Json("{\"a\":\n[1, \"[REDACTED:phone]\"]}")),
             response_body: Some(BodyField::Text("[omitted:binary]")),
+            reason: Some("signature_invalid"),
+            close_reason: Some("idle_timeout"),
         }
     }
 

@@ -1,16 +1,20 @@
 //! The metrics listener: `/metrics` (optionally behind a bearer token), `/healthz`
 //! (200 while the process runs) and `/readyz` (200 only when every https listener has a
 //! valid certificate to serve; 503 with a reason otherwise).
+//!
+//! This crate owns the answers; the connections are served by the caller (the proxy's
+//! connection handling, so that its header and idle deadlines and its refusal counts
+//! apply to this listener as they do to the others).
 
-use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::{FailReason, Metrics};
@@ -27,21 +31,30 @@ struct State {
     ready: Readiness,
 }
 
-/// Serves until `shutdown` turns true.
-pub async fn serve_metrics(
+/// Answers one request of the metrics listener.
+pub type Answer = Arc<dyn Fn(Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// Accepts until `shutdown` turns true; each connection is served by `serve_conn`
+/// (on its own task) with this listener's [`Answer`].
+pub async fn serve_metrics<F, Fut>(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     token: MetricsAccess,
     ready: Readiness,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let state = Arc::new(State {
+    serve_conn: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Answer) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let state = State {
         metrics,
         token,
         ready,
-    });
+    };
+    let answer: Answer = Arc::new(move |req| handle(&state, req));
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
@@ -52,16 +65,7 @@ pub async fn serve_metrics(
             },
             _ = shutdown.changed() => return,
         };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req)) }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        tokio::spawn(serve_conn(stream, peer, answer.clone()));
     }
 }
 

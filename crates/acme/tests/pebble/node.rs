@@ -141,6 +141,7 @@ impl Node {
             http01: http01.clone(),
             metrics_token: Arc::new(|| None),
             acme_tls_alpn: acme.challenge == clawveil_config::Challenge::TlsAlpn01,
+            reload: tokio::sync::watch::channel(0).1,
         };
         let server = tokio::spawn(async move {
             let _ = clawveil_proxy::serve(bound, rt, stop_rx).await;
