@@ -23,8 +23,11 @@ pub(crate) fn redact<'a>(
             Some(i) => {
                 let (ne, vs) = (a + i, a + i + 1);
                 let name = decode(&q[a..ne]);
-                match eng.sensitive_name(&name, true) {
-                    Some((rule, hashable)) if vs < b => {
+                let sensitive = eng
+                    .sensitive_name(&name, true)
+                    .filter(|n| !n.if_id || crate::rules::identifier(&decode(&q[vs..b])) > 0);
+                match sensitive {
+                    Some(crate::Sensitive { rule, hashable, .. }) if vs < b => {
                         report.record(rule, eng.rule_name(rule), base + vs, b - vs);
                         out.replace(vs, b, |o| eng.write_token(o, rule, &q[vs..b], hashable));
                     }

@@ -11,6 +11,8 @@
 //! whole, are ever scanned:
 //!
 //! * the value of a sensitive key (any type but `null`) becomes a string token;
+//!   under a generic one (`user`, `uid`) only a string or number that starts
+//!   with an identifier (`rules::identifier`) does;
 //! * keys and other strings keep their contents but for the matches (strings
 //!   with escapes are decoded, matched and re-encoded);
 //! * integers that are phone, ID or card numbers become string tokens.
@@ -29,7 +31,7 @@ use std::borrow::Cow;
 
 use crate::mask::Splice;
 use crate::rules::{Hit, RuleId, Scan};
-use crate::{scratch, Engine, OmitReason, Report};
+use crate::{scratch, Engine, OmitReason, Report, Sensitive};
 
 /// Deepest nesting accepted; the same limit as serde_json's.
 const MAX_DEPTH: u32 = 128;
@@ -125,8 +127,8 @@ struct Walker<'e, 'a, 'r> {
     end: usize,
     /// The input is a prefix of the body.
     partial: bool,
-    /// The last key read was sensitive: `(rule, hashable)`.
-    pending: Option<(RuleId, bool)>,
+    /// The last key read was sensitive.
+    pending: Option<Sensitive>,
     whole: Option<Whole>,
 }
 
@@ -165,14 +167,14 @@ impl Walker<'_, '_, '_> {
                     st = St::Value;
                 }
                 (St::Value | St::ValueOrClose, _) => {
-                    if let Some((rule, hashable)) = self.pending.take() {
-                        if c != b'n' && self.whole.is_none() {
+                    if let Some(name) = self.pending.take() {
+                        if c != b'n' && self.whole.is_none() && (!name.if_id || self.id_value()) {
                             let start = self.pos;
                             self.whole = Some(Whole {
                                 start,
                                 depth,
-                                rule,
-                                hashable,
+                                rule: name.rule,
+                                hashable: name.hashable,
                             });
                         }
                     }

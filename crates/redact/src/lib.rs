@@ -8,10 +8,11 @@
 //! `[redact]` section of `proxy.toml`.
 //!
 //! * **JSON** bodies are walked structurally: values under sensitive keys
-//!   (DingTalk's `senderStaffId`, `senderNick`, `sessionWebhook`, …, credential
-//!   names such as `access_token` or `appSecret`, and configured
-//!   `json_keys`) are replaced whole; every other string, every key and every
-//!   integer goes through the pattern rules. The output is valid JSON.
+//!   (DingTalk's `senderStaffId`, `senderNick`, `sessionWebhook`,
+//!   `downloadCode`, …, credential names such as `access_token` or
+//!   `appSecret`, and configured `json_keys`) are replaced whole; every other
+//!   string, every key and every integer goes through the pattern rules. The
+//!   output is valid JSON.
 //! * **Form** bodies and **query strings** are redacted per parameter.
 //! * **Text** (`text/*`, XML, NDJSON, …) goes through the pattern rules.
 //! * Anything else (binary types, a content encoding, invalid UTF-8, a
@@ -30,7 +31,19 @@
 //! | `api-key` | `sk-…`, `AKID…`, `LTAI…`, `AKIA…`/`ASIA…`, `ghp_…`/`github_pat_…`, `xox?-…`, `AIza…`, `glpat-…`; random-looking values ≥ 16 characters after `token=`, `secret:`, `api_key:`, …; any value after `password=`/`passwd:`/`pwd=` |
 //! | `jwt` | `eyJ…` base64url JSON, with or without the other two segments |
 //! | `url-secret` | values of `access_token`, `token`, `sign`, `signature`, `session`, `key`, `secret`, `password`, `code`, `ticket`, … parameters; `user:password@` in URLs |
-//! | `dingtalk` | the DingTalk JSON keys (`senderStaffId`, `senderNick`, `sessionWebhook`, `conversationId`, …); `$:LWCP_v1:$…` ids, `cid…` conversation ids, `ding…` corp ids, and values after `…StaffId=`/`userid:`/… in text |
+//! | `dingtalk` | the DingTalk JSON keys (`senderStaffId`, `senderNick`, `senderId`, `…CorpId`, `…UserId`, `unionId`, `openId`, `conversationId`, `sessionWebhook`, `…DownloadCode`, `atUsers[].dingtalkId`, card callbacks' `outTrackId`, `spaceId`, …); `$:LWCP_v1:$…` ids, `cid…` conversation ids, `ding…` corp ids; in text, the value after any of those names (`senderStaffId=…`, `"downloadCode": "…"`), and an identifier after `user`/`uid` (`user=manager4711`, not `user: please help`) |
+//!
+//! Of a DingTalk callback (HTTP or Stream mode, every `msgtype`: `text`,
+//! `richText`, `picture`, `file`, `audio`, `video`, and interactive-card
+//! callbacks), the ids of people, conversations and organisations are
+//! replaced whole (hashable), and download codes and session webhooks, which
+//! are credentials, are masked; what people wrote (`text.content`,
+//! `richText[].text`, `recognition`, `fileName`, `conversationTitle`, card
+//! action `value`s) keeps its text and goes through the pattern rules; `msgId`,
+//! `robotCode`, `msgtype`, `createAt` and the other fields describing the
+//! message stay as they are. Generic names (`user`, `uid`) mark a value only
+//! when it looks like an identifier: at least four of `A-Z a-z 0-9 _ $ : + / =
+//! . -`, with a digit or a DingTalk id prefix (`ding…`, `cid…`, `$:LWCP…`).
 //!
 //! Numbers are validated, so look-alikes survive: order numbers, millisecond
 //! timestamps, version strings, UUIDs, git SHAs (unless next to a key-like
@@ -120,6 +133,16 @@ pub use report::{Match, Report};
 
 use mask::Masker;
 use rules::{Hit, Scanner};
+
+/// A sensitive field or parameter name: what replaces its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sensitive {
+    pub(crate) rule: rules::RuleId,
+    pub(crate) hashable: bool,
+    /// Only a value that looks like an identifier (`rules::identifier`) is
+    /// replaced: the value of a generic name (`user`, `uid`).
+    pub(crate) if_id: bool,
+}
 
 /// Where a replacement is reported in the caller's input.
 #[derive(Debug, Clone, Copy)]
@@ -357,29 +380,42 @@ impl Engine {
         }
     }
 
-    /// Is a field or parameter with this name sensitive whatever its value?
-    /// `Some((rule, hashable))`. Covers at least every name whose value the
-    /// free-text rules would catch after a `:` (see `rules::words`), since JSON
-    /// scanning skips the colons that end keys.
-    pub(crate) fn sensitive_name(&self, name: &[u8], param: bool) -> Option<(rules::RuleId, bool)> {
+    /// Is a field or parameter with this name sensitive? Covers at least every
+    /// name whose value the free-text rules would catch after a `:` (see
+    /// `rules::words`), since JSON scanning skips the colons that end keys.
+    pub(crate) fn sensitive_name(&self, name: &[u8], param: bool) -> Option<Sensitive> {
         let class = rules::names::Class::of(name);
         if class.is_none() && self.json_keys.is_empty() {
             // most names are in no list: nothing below could say yes
             return None;
         }
         let en = self.scanner.enabled();
+        let always = |rule, hashable| {
+            Some(Sensitive {
+                rule,
+                hashable,
+                if_id: false,
+            })
+        };
         if param && en.has(rules::URL_SECRET) && class.url_param() {
-            return Some((rules::URL_SECRET, false));
+            return always(rules::URL_SECRET, false);
         }
         if en.has(rules::DINGTALK) {
             if let Some(hashable) = class.dingtalk_key().or(class.dingtalk_id()) {
-                return Some((rules::DINGTALK, hashable));
+                return always(rules::DINGTALK, hashable);
             }
         }
         if self.json_keys.iter().any(|k| k.matches(name)) {
-            return Some((rules::JSON_KEY, true));
+            return always(rules::JSON_KEY, true);
         }
-        (en.has(rules::API_KEY) && class.credential()).then_some((rules::API_KEY, false))
+        if en.has(rules::API_KEY) && class.credential() {
+            return always(rules::API_KEY, false);
+        }
+        (en.has(rules::DINGTALK) && class.dingtalk_if_id()).then_some(Sensitive {
+            rule: rules::DINGTALK,
+            hashable: true,
+            if_id: true,
+        })
     }
 
     /// Is `name` one of this engine's rule names (enabled or not)?

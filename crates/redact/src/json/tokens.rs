@@ -80,6 +80,32 @@ impl Walker<'_, '_, '_> {
         }
     }
 
+    /// Whether the value at `self.pos`, under a name that is sensitive only
+    /// for identifiers (`user`, `uid`), is one: a string whose contents start
+    /// with an identifier, or a number of at least four characters. A string
+    /// cut off by the end of a prefix counts, to be safe. Out of line: few
+    /// keys get here.
+    #[inline(never)]
+    pub(super) fn id_value(&self) -> bool {
+        let b = self.b;
+        match b[self.pos] {
+            b'"' => match self.string_end() {
+                Ok((end, escaped, _)) => {
+                    let content = &self.src[self.pos + 1..end - 1];
+                    let id = if escaped {
+                        rules::identifier(decode(content, false).as_bytes())
+                    } else {
+                        rules::identifier(content.as_bytes())
+                    };
+                    id > 0
+                }
+                Err(_) => true,
+            },
+            b'-' | b'0'..=b'9' => rules::identifier(&b[self.pos..]) > 0,
+            _ => false,
+        }
+    }
+
     /// An unfinished token from `start` on is dropped from the output.
     fn drop_from(&mut self, start: usize) {
         if self.whole.is_none() {

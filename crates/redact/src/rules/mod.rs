@@ -27,6 +27,8 @@ use regex_automata::meta;
 
 use crate::mask::Canon;
 
+pub(crate) use words::identifier;
+
 /// Index of a rule in the engine's name table.
 pub(crate) type RuleId = u16;
 

@@ -90,10 +90,17 @@ impl Class {
         self.has(DT_KEY).then_some(!self.has(DT_CRED))
     }
 
-    /// A name labelling a DingTalk identifier (`…StaffId`, `…UserId`, …)?
-    /// `Some(hashable)` (a session webhook is a credential).
+    /// A name labelling a DingTalk identifier (`…StaffId`, `…UserId`, …) or
+    /// credential (`sessionWebhook`, `…DownloadCode`), whatever its value?
+    /// `Some(hashable)`: credentials are never hashed.
     pub(crate) fn dingtalk_id(self) -> Option<bool> {
-        self.has(DT_TEXT).then_some(!self.has(WEBHOOK))
+        self.has(DT_TEXT).then_some(!self.has(DT_SECRET))
+    }
+
+    /// A generic name (`user`, `uid`) whose value is a user identifier when it
+    /// looks like one (see `rules::words::identifier`)?
+    pub(crate) fn dingtalk_if_id(self) -> bool {
+        self.has(DT_IF_ID)
     }
 
     /// A name labelling a password (any value is secret)?
@@ -114,7 +121,16 @@ impl Class {
 
 /// JSON keys of DingTalk callbacks and APIs whose values are replaced whole (the
 /// documented list plus a few siblings: `dingtalkId`, `atUserIds`, `atMobiles`,
-/// `openConversationId`, `encrypt`).
+/// `openConversationId`, `encrypt`). Every name [`DINGTALK_TEXT`] and
+/// [`DINGTALK_TEXT_EXACT`] list is such a key too.
+///
+/// Left in clear on purpose: `msgId` (a message, not a person), `robotCode`
+/// (the bot's own app key, public in every callback), `msgtype`, `createAt`,
+/// `sessionWebhookExpiredTime`, `conversationType`, `isAdmin`, `isInAtList`,
+/// `senderPlatform`, `duration`, `videoType`, `type`. User-written content
+/// (`text.content`, `content.recognition`, `content.fileName`,
+/// `conversationTitle`, `richText[].text`, card action `value`s and
+/// `cardPrivateData.params`) keeps its text and goes through the pattern rules.
 const DINGTALK_KEYS: &[&str] = &[
     "senderstaffid",
     "senderid",
@@ -153,8 +169,15 @@ const DINGTALK_CREDENTIALS: &[&str] = &[
     "encrypt",
 ];
 
-/// Endings of names that label DingTalk identifiers in free text
-/// (`senderStaffId: manager123`, `userid=...`).
+/// Endings of names that label DingTalk identifiers and credentials, in free
+/// text (`senderStaffId: manager123`, `userid=...`, `"downloadCode":"…"` in a
+/// Stream-mode `data` string) and as JSON keys: any value after them is masked.
+///
+/// `…DownloadCode` (`content.downloadCode`, `pictureDownloadCode`,
+/// `richText[].downloadCode`) fetches the user's picture, file, audio or video
+/// from DingTalk: a bearer credential. `outTrackId`, `openSpaceId` and
+/// `openThreadId` come with interactive cards and hold or embed user and
+/// conversation ids.
 const DINGTALK_TEXT: &[&str] = &[
     "staffid",
     "senderid",
@@ -162,11 +185,32 @@ const DINGTALK_TEXT: &[&str] = &[
     "corpid",
     "userid",
     "unionid",
+    "openid",
     "conversationid",
     "sessionwebhook",
     "dingtalkid",
     "mobile",
+    "downloadcode",
+    "outtrackid",
+    "openspaceid",
+    "openthreadid",
 ];
+
+/// Like [`DINGTALK_TEXT`], but only as the whole name: `spaceId` of a card
+/// callback, not `namespaceId` or `workspaceId`.
+const DINGTALK_TEXT_EXACT: &[&str] = &["spaceid"];
+
+/// Of the [`DINGTALK_TEXT`] names, the endings of those holding credentials:
+/// masked, never hashed.
+const DINGTALK_SECRET: &[&str] = &["webhook", "downloadcode"];
+
+/// Generic names that label a user id in stack traces and error pages
+/// (`user=manager4711`, `uid: 0123456`), but also start prose (`user: please
+/// help`): in free text the value is masked only when it looks like an
+/// identifier (`rules::words::identifier`); as a JSON key or form parameter
+/// the value is masked whole when it does (a string or number), unless a
+/// configured `json_keys` entry masks it anyway.
+const DINGTALK_IF_ID: &[&str] = &["user", "uid"];
 
 const PASSWORD: &[&str] = &["password", "passwd", "pwd", "passphrase"];
 
@@ -201,11 +245,12 @@ const URL_PARAMS: &[&str] = &[
 
 const DT_KEY: u8 = 1; // exactly one of DINGTALK_KEYS
 const DT_CRED: u8 = 2; // exactly one of DINGTALK_CREDENTIALS
-const DT_TEXT: u8 = 4; // ends with one of DINGTALK_TEXT
+const DT_TEXT: u8 = 4; // ends with one of DINGTALK_TEXT, or one of DINGTALK_TEXT_EXACT
 const PASS: u8 = 8; // ends with one of PASSWORD
 const CRED: u8 = 16; // ends with one of CREDENTIAL
 const URL: u8 = 32; // exactly one of URL_PARAMS, or ends with a session id name
-const WEBHOOK: u8 = 64; // ends with `webhook`
+const DT_SECRET: u8 = 64; // ends with one of DINGTALK_SECRET
+const DT_IF_ID: u8 = 128; // exactly one of DINGTALK_IF_ID
 
 /// Longest name classified; longer ones are never sensitive by name.
 const MAX_NAME: usize = 64;
@@ -214,15 +259,17 @@ const MAX_BYTES: usize = MAX_NAME * 2;
 
 /// Every list with its flag, and whether a name must be the listed name
 /// exactly (otherwise it need only end with it).
-const LISTS: [(&[&str], u8, bool); 8] = [
+const LISTS: [(&[&str], u8, bool); 10] = [
     (DINGTALK_KEYS, DT_KEY, true),
     (DINGTALK_CREDENTIALS, DT_CRED, true),
     (DINGTALK_TEXT, DT_TEXT, false),
+    (DINGTALK_TEXT_EXACT, DT_TEXT, true),
+    (DINGTALK_IF_ID, DT_IF_ID, true),
     (PASSWORD, PASS, false),
     (CREDENTIAL, CRED, false),
     (URL_PARAMS, URL, true),
     (&["sessionid", "sessid"], URL, false),
-    (&["webhook"], WEBHOOK, false),
+    (DINGTALK_SECRET, DT_SECRET, false),
 ];
 
 fn letter(b: u8) -> Option<usize> {
@@ -274,7 +321,7 @@ struct Node {
 }
 
 /// The listed names, reversed, in a trie with a dense transition table
-/// (about 280 nodes, 16 KiB), built at compile time: classifying a name costs
+/// (about 320 nodes, 18 KiB), built at compile time: classifying a name costs
 /// one lookup per byte, and stops at the first byte no listed name has there.
 struct Trie<const N: usize> {
     nodes: [Node; N],
@@ -435,7 +482,7 @@ impl Exact {
     const SLOTS: usize = 128;
     /// Picked (by trying random odd numbers) so that the listed names all
     /// have a slot of their own: change it if the build panics.
-    const MUL: u64 = 0x6b42_fe6b_37df_714d;
+    const MUL: u64 = 0x3ebd_e678_15ee_dc07;
 
     const fn key(name: &[u8]) -> Option<Key> {
         let (a, b) = match (name.first_chunk::<8>(), name.last_chunk::<8>()) {

@@ -1,7 +1,25 @@
 //! Values next to sensitive names in free text, found from the separator after
 //! the name: `?access_token=…` (url-secret), `password: …`, `"api_key": "…"`,
-//! `<secret>…</secret>` (api-key), `senderStaffId=…` (dingtalk); and credentials
-//! after an authorization scheme: `Bearer …`, `Basic …`, `Token …` (bearer).
+//! `<secret>…</secret>` (api-key), `senderStaffId=…`, `downloadCode: …`,
+//! `user=manager4711` (dingtalk); and credentials after an authorization scheme:
+//! `Bearer …`, `Basic …`, `Token …` (bearer).
+//!
+//! No search of its own: every `:` and `=` is already found by `memchr` (see
+//! `anchors`), and the name before it is classified by one backward walk of the
+//! name trie (`names`), which leaves at the first byte no listed name has there.
+//!
+//! What counts as the value depends on the name:
+//!
+//! * after a password name or a DingTalk field name (`senderStaffId`, `userId`,
+//!   `unionId`, `openId`, `corpId`, `conversationId`, `…DownloadCode`,
+//!   `sessionWebhook`, `mobile`, …): anything up to the closing quote, or,
+//!   unquoted, up to a blank, `,`, `;`, `&`, `"`, `'`, `<`, `>`, `)`, `]`, `}`
+//!   or `\`, whatever it looks like (the name says what it is);
+//! * after a credential name (`token`, `secret`, `api_key`, …): a run of
+//!   base64/hex characters of at least 16 that looks random;
+//! * after the generic names `user` and `uid`: an [`identifier`] only, so that
+//!   `user=manager4711` and `uid: 0123456` are masked but `user: please help`
+//!   is not.
 
 use super::names::{self, Class};
 use super::{
@@ -32,6 +50,47 @@ fn blank(b: u8) -> bool {
 const NAME_MAX: usize = 64;
 /// Shortest credential value accepted next to a credential name in free text.
 const MIN_SECRET: usize = 16;
+/// Shortest [`identifier`].
+const MIN_ID: usize = 4;
+
+/// What a value after a sensitive name must look like to be masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    /// Anything (a password, a DingTalk field).
+    Any,
+    /// A random-looking run of at least [`MIN_SECRET`] secret characters.
+    Secret,
+    /// An [`identifier`].
+    Id,
+}
+
+/// Characters of an [`identifier`]: `A-Z a-z 0-9 _ $ : + / = . -`.
+fn is_id_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b':' | b'+' | b'/' | b'=' | b'.' | b'-')
+}
+
+/// Length of the identifier `v` starts with, or 0: the run of at least
+/// [`MIN_ID`] characters of `A-Z a-z 0-9 _ $ : + / = . -` (without a trailing
+/// `.` or `:`, sentence punctuation) that holds a digit or starts with a
+/// DingTalk id prefix and goes on after it (`ding…`, `cid…`, `$:LWCP…`).
+/// `manager4711`, `0123456`, `abc123`, `dingd8e1123006514592` are
+/// identifiers; `please`, `admin`, `ding`, `王小明` are not.
+pub(crate) fn identifier(v: &[u8]) -> usize {
+    let mut l = run(v, 0, is_id_char);
+    while l > 0 && matches!(v[l - 1], b'.' | b':') {
+        l -= 1;
+    }
+    let id = &v[..l];
+    let prefixed = [&b"ding"[..], b"cid", b"$:LWCP"]
+        .iter()
+        .any(|p| id.len() > p.len() && id.starts_with(p));
+    let ok = l >= MIN_ID && (prefixed || id.iter().any(u8::is_ascii_digit));
+    if ok {
+        l
+    } else {
+        0
+    }
+}
 
 /// A `:` or `=` at `p`: is there a sensitive name before it, and a value after?
 pub(crate) fn separator(hay: &[u8], p: usize, en: Enabled, mode: Scan) -> Option<Hit> {
@@ -55,7 +114,7 @@ pub(crate) fn separator(hay: &[u8], p: usize, en: Enabled, mode: Scan) -> Option
             return Some(h);
         }
     }
-    let (rule, hashable, any_value) = class(Class::of(&hay[s..e]), en)?;
+    let (rule, hashable, kind) = class(Class::of(&hay[s..e]), en)?;
     let mut v = p + 1;
     if matches!(hay.get(v), Some(b'=' | b'>')) {
         v += 1; // `:=`, `=>`
@@ -69,7 +128,7 @@ pub(crate) fn separator(hay: &[u8], p: usize, en: Enabled, mode: Scan) -> Option
         Some(&q @ (b'"' | b'\'')) => (v + bs + 1, Some(q)),
         _ => (v, None),
     };
-    value(hay, v, quote, rule, hashable, any_value, mode)
+    value(hay, v, quote, rule, hashable, kind, mode)
 }
 
 /// A `>` at `p` closing `<name`: an XML element with a sensitive name.
@@ -81,18 +140,20 @@ pub(crate) fn xml_element(hay: &[u8], p: usize, en: Enabled, mode: Scan) -> Opti
     if !names::may_be_sensitive(hay[p - 1]) {
         return None;
     }
-    let (rule, hashable, any_value) = class(Class::of(&hay[p - len..p]), en)?;
-    value(hay, p + 1, Some(b'<'), rule, hashable, any_value, mode)
+    let (rule, hashable, kind) = class(Class::of(&hay[p - len..p]), en)?;
+    value(hay, p + 1, Some(b'<'), rule, hashable, kind, mode)
 }
 
-/// What a value after this name is: `(rule, hashable, any value counts)`.
-fn class(c: Class, en: Enabled) -> Option<(RuleId, bool, bool)> {
+/// What a value after this name is: `(rule, hashable, what it must look like)`.
+fn class(c: Class, en: Enabled) -> Option<(RuleId, bool, Value)> {
     if let Some(hashable) = c.dingtalk_id().filter(|_| en.has(DINGTALK)) {
-        Some((DINGTALK, hashable, true))
+        Some((DINGTALK, hashable, Value::Any))
     } else if en.has(API_KEY) && c.password() {
-        Some((API_KEY, false, true))
+        Some((API_KEY, false, Value::Any))
     } else if en.has(API_KEY) && c.credential() {
-        Some((API_KEY, false, false))
+        Some((API_KEY, false, Value::Secret))
+    } else if en.has(DINGTALK) && c.dingtalk_if_id() {
+        Some((DINGTALK, true, Value::Id))
     } else {
         None
     }
@@ -105,9 +166,15 @@ fn value(
     quote: Option<u8>,
     rule: RuleId,
     hashable: bool,
-    any_value: bool,
+    kind: Value,
     mode: Scan,
 ) -> Option<Hit> {
+    if kind == Value::Id {
+        // stops at any quote, blank or bracket: the same inside quotes or not
+        let l = identifier(&hay[v..]);
+        return (l > 0).then(|| Hit::new(v, v + l, rule, hashable));
+    }
+    let any_value = kind == Value::Any;
     let json = mode == Scan::Json;
     let mut l = if !any_value {
         run(hay, v, is_secret_char)
@@ -262,6 +329,190 @@ mod tests {
         assert_eq!(sep("max_tokens: 1024"), None);
         assert_eq!(sep("note: the token is gone"), None);
         assert_eq!(sep("x=1"), None);
+    }
+
+    #[test]
+    fn identifiers() {
+        fn id(s: &str) -> &str {
+            &s[..identifier(s.as_bytes())]
+        }
+        for s in [
+            "manager4711",
+            "0123456",
+            "abc123",
+            "1000",
+            "dingd8e1123006514592",
+            "dingxyz",
+            "cidAbCdEf",
+            "$:LWCP_v1:$Aa1Bb2Cc3Dd4==",
+            "IJQ1kZ+Ab/cd==",
+            "user_01",
+            "a-b.c-9",
+        ] {
+            assert_eq!(id(s), s, "{s}");
+        }
+        // a trailing `.` or `:` is punctuation; the run stops at anything else
+        assert_eq!(id("manager4711."), "manager4711");
+        assert_eq!(id("uid42: failed"), "uid42");
+        assert_eq!(id("abc123,def"), "abc123");
+        assert_eq!(id("abc123&x=1"), "abc123");
+        assert_eq!(id("abc123\"x"), "abc123");
+        assert_eq!(id("abc123)"), "abc123");
+        assert_eq!(id("abc123张三"), "abc123");
+        for s in [
+            "please help",
+            "admin",
+            "ding",
+            "cid",
+            "$:LWCP",
+            "Zhang_San",
+            "王小明",
+            "123",
+            "a1",
+            "...",
+            "::::",
+            "",
+            " abc123",
+            "\"abc123\"",
+        ] {
+            assert_eq!(identifier(s.as_bytes()), 0, "{s}");
+        }
+    }
+
+    /// Every DingTalk identifier name, with every separator: the value, whole.
+    #[test]
+    fn dingtalk_names_and_separators() {
+        let names = [
+            "senderStaffId",
+            "staffId",
+            "staff_id",
+            "userId",
+            "USERID",
+            "user_id",
+            "chatbotUserId",
+            "unionid",
+            "unionId",
+            "openid",
+            "openId",
+            "corpId",
+            "chatbotCorpId",
+            "senderId",
+            "conversationId",
+            "openConversationId",
+            "dingtalkId",
+            "downloadCode",
+            "pictureDownloadCode",
+            "outTrackId",
+            "openSpaceId",
+            "spaceId",
+            "openThreadId",
+            "mobile",
+            "user",
+            "User",
+            "uid",
+            "UID",
+        ];
+        let values = [
+            "manager4711",
+            "0123456",
+            "$:LWCP_v1:$Aa1Bb2Cc3Dd4==",
+            "dingd8e1123006514592",
+            "cidAbCdEfGh12345678+/IjKl==",
+            "IJQ1kZAbcd9iEiE",
+        ];
+        // (separator, closing quote)
+        let seps = [
+            ("=", ""),
+            (":", ""),
+            (": ", ""),
+            (" : ", ""),
+            (" = ", ""),
+            (":=", ""),
+            ("=>", ""),
+            (":\t", ""),
+            ("=\"", "\""),
+            (": \"", "\""),
+            (":'", "'"),
+            ("\":\"", "\""),
+            ("\": \"", "\""),
+            ("\\\":\\\"", "\\\""),
+        ];
+        // the separator after the name
+        fn after<'s>(s: &'s str, name: &str) -> Option<(&'s str, &'static str)> {
+            let at = s.find(name).unwrap() + name.len();
+            let p = at + s[at..].find([':', '=']).unwrap();
+            separator(s.as_bytes(), p, all(), Scan::Text)
+                .map(|h| (&s[h.start..h.end], BUILTIN[h.rule as usize]))
+        }
+        for name in names {
+            for v in values {
+                for (sep, close) in seps {
+                    let s = format!("at X.y({name}{sep}{v}{close}) failed");
+                    assert_eq!(after(&s, name), Some((v, "dingtalk")), "{s}");
+                    // and every end of the value
+                    for end in ["", ",", ";", "&", "\"", "'", ")", "]", "}", " x", "\n"] {
+                        let s = format!("{name}{sep}{v}{close}{end}");
+                        assert_eq!(after(&s, name), Some((v, "dingtalk")), "{s}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn generic_names_need_an_identifier() {
+        for s in [
+            "user: please help",
+            "User: hello there",
+            "user=admin",
+            "uid: none",
+            "user: 王小明",
+            "user: ding",
+            "user: \"please help\"",
+            "uid=7",
+            "user = ",
+            "user:",
+            "users: abc123",
+            "username: abc123",
+            "uuid: 550e8400",
+            "guid=abc123",
+        ] {
+            let p = s.find([':', '=']).unwrap();
+            assert_eq!(separator(s.as_bytes(), p, all(), Scan::Text), None, "{s}");
+        }
+        assert_eq!(sep("user: abc123 logged in"), Some(("abc123", "dingtalk")));
+        assert_eq!(sep("user=manager4711."), Some(("manager4711", "dingtalk")));
+        assert_eq!(
+            sep("user: dingd8e1123006514592"),
+            Some(("dingd8e1123006514592", "dingtalk"))
+        );
+        // the name decides for the DingTalk field names, not the value
+        assert_eq!(sep("userId: please"), Some(("please", "dingtalk")));
+        assert_eq!(sep("senderNick: 王小明"), Some(("王小明", "dingtalk")));
+    }
+
+    #[test]
+    fn download_codes_are_credentials() {
+        let en = all();
+        for s in [
+            "downloadCode=mIofN681YE3f/+m+NntqpXXW1vfAkmM=",
+            "\"pictureDownloadCode\":\"9hSK+hQyEBYg/EqGy==\"",
+        ] {
+            let p = s.find([':', '=']).unwrap();
+            let h = separator(s.as_bytes(), p, en, Scan::Text).unwrap();
+            assert!(!h.hashable && h.rule == DINGTALK, "{s}");
+        }
+        let h = separator(b"userId=abc123", 6, en, Scan::Text).unwrap();
+        assert!(h.hashable);
+    }
+
+    #[test]
+    fn off_with_the_dingtalk_rule() {
+        let en = Enabled::default().with(API_KEY).with(URL_SECRET);
+        for s in ["user=abc123", "downloadCode: abc123", "userId=x1"] {
+            let p = s.find([':', '=']).unwrap();
+            assert_eq!(separator(s.as_bytes(), p, en, Scan::Text), None, "{s}");
+        }
     }
 
     #[test]

@@ -199,6 +199,84 @@ fn extra_json_keys() {
     );
 }
 
+/// `user` and `uid`: masked whole in JSON and forms when the value looks like
+/// an identifier, left to the patterns otherwise; configured `json_keys` win.
+#[test]
+fn generic_id_names() {
+    let eng = engine();
+    let json = |s: &str| redacted(body(&eng, s, "application/json"));
+    assert_eq!(
+        json(r#"{"user":"manager4711","uid":123456,"role":"user"}"#),
+        r#"{"user":"[REDACTED:dingtalk]","uid":"[REDACTED:dingtalk]","role":"user"}"#
+    );
+    assert_eq!(
+        json(r#"{"user":"please help 13812345678","uid":7,"User":{"name":"Li"}}"#),
+        r#"{"user":"please help [REDACTED:phone]","uid":7,"User":{"name":"Li"}}"#
+    );
+    assert_eq!(
+        json(r#"{"user":"abc\u0031","uid":"\u0064ingxyz","user ":"abc123"}"#),
+        r#"{"user":"[REDACTED:dingtalk]","uid":"[REDACTED:dingtalk]","user ":"abc123"}"#
+    );
+    assert_eq!(
+        json(r#"{"user":null,"uid":true}"#),
+        r#"{"user":null,"uid":true}"#
+    );
+    // a captured prefix that ends inside the value: masked
+    match eng.redact_body_prefix(
+        br#"{"user":"manag"#,
+        Some("application/json"),
+        None,
+        1024,
+        &mut Report::new(),
+    ) {
+        BodySample::Redacted { text, .. } => {
+            assert_eq!(text, r#"{"user":"[REDACTED:dingtalk]""#)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        eng.redact_query("user=abc123&uid=me&q=1", &mut Report::new()),
+        "user=[REDACTED:dingtalk]&uid=me&q=1"
+    );
+    // a configured key masks any value, as `json-key`
+    let keyed = with(|c| c.json_keys = vec!["user".into()]);
+    assert_eq!(
+        redacted(body(
+            &keyed,
+            r#"{"user":"u","uid":"u1234"}"#,
+            "application/json"
+        )),
+        r#"{"user":"[REDACTED:json-key]","uid":"[REDACTED:dingtalk]"}"#
+    );
+    // hashed like other user ids; download codes are credentials, never hashed
+    let hashed = with(|c| c.hash_key = Some(KEY.to_vec()));
+    let out = redacted(body(
+        &hashed,
+        r#"{"user":"manager4711","downloadCode":"DLCODE-1/+="}"#,
+        "application/json",
+    ));
+    assert!(out.starts_with(r#"{"user":"[dingtalk:"#), "{out}");
+    assert!(
+        out.ends_with(r#""downloadCode":"[REDACTED:dingtalk]"}"#),
+        "{out}"
+    );
+    let text = hashed.redact_text(
+        "user=manager4711 senderStaffId=manager4711",
+        &mut Report::new(),
+    );
+    let tags: Vec<&str> = text
+        .split(['=', ' '])
+        .filter(|t| t.starts_with('['))
+        .collect();
+    assert!(tags.len() == 2 && tags[0] == tags[1], "{text}");
+    // off with the dingtalk rule
+    let off = with(|c| c.builtin.retain(|b| b != "dingtalk"));
+    assert_eq!(
+        redacted(body(&off, r#"{"user":"manager4711"}"#, "application/json")),
+        r#"{"user":"manager4711"}"#
+    );
+}
+
 #[test]
 fn bodies_by_content_type() {
     let eng = engine();

@@ -72,7 +72,53 @@ fn planted() -> impl Strategy<Value = (String, String)> {
         "[A-Za-z0-9+/]{20,30}".prop_map(|t| same(format!("$:LWCP_v1:${t}"))),
         "[A-Za-z]{6}[0-9][A-Za-z0-9._-]{12}".prop_map(|t| (format!("Bearer {t}"), t)),
         "[A-Za-z0-9!@#%^*]{6,16}".prop_map(|t| (format!("password={t}"), t)),
+        named_id(),
     ]
+}
+
+/// Names that label user ids and download codes in free text, in the case
+/// and separator styles logs use.
+const ID_NAMES: &[&str] = &[
+    "user",
+    "User",
+    "uid",
+    "UID",
+    "userId",
+    "user_id",
+    "staffId",
+    "senderStaffId",
+    "unionid",
+    "openid",
+    "openId",
+    "corpId",
+    "chatbotUserId",
+    "conversationId",
+    "downloadCode",
+    "pictureDownloadCode",
+    "outTrackId",
+    "spaceId",
+    "mobile",
+];
+
+/// `name<sep>value` with an identifier-like value (see the `identifier` rule:
+/// a digit, or a DingTalk id prefix): `(text, value)`.
+fn named_id() -> impl Strategy<Value = (String, String)> {
+    let value = prop_oneof![
+        "[a-z]{2,8}[0-9]{1,6}",
+        "0[0-9]{6,17}",
+        "[A-Za-z0-9]{3,10}[0-9][A-Za-z0-9+/]{0,12}={0,2}",
+        "ding[0-9a-f]{16}",
+        "\\$:LWCP_v1:\\$[A-Za-z0-9+/]{10,20}",
+        "DLCODE-canary-[A-Za-z0-9]{3,11}[0-9]",
+    ];
+    let sep = select(&["=", ":", ": ", " = ", ":=", "=\"", ": '", "\":\"", "\": \""][..]);
+    (select(ID_NAMES), sep, value).prop_map(|(name, sep, value)| {
+        let close = match sep.chars().last() {
+            Some(q @ ('"' | '\'')) => q.to_string(),
+            _ => String::new(),
+        };
+        (format!("{name}{sep}{value}{close}"), value)
+    })
 }
 
 /// Text around the planted values: words, CJK, punctuation, digits.
@@ -139,6 +185,9 @@ fn json_value() -> impl Strategy<Value = (serde_json::Value, Vec<String>)> {
                 &[
                     "senderStaffId",
                     "senderNick",
+                    "user",
+                    "uid",
+                    "downloadCode",
                     "mobile",
                     "access_token",
                     "appSecret",
@@ -224,6 +273,56 @@ proptest! {
         let cut = (0..=cut).rev().find(|&c| text.is_char_boundary(c)).unwrap();
         let out = sample_text(eng.redact_body_prefix(&text.as_bytes()[..cut], Some("text/plain"), None, 1 << 16, &mut Report::new()));
         assert_gone(&out, &skeleton, &secrets);
+    }
+
+    /// Names, separators, id prefixes, terminators and CJK densely mixed: the
+    /// identifier rule never panics, reports spans inside the input, and
+    /// JSON stays JSON.
+    #[test]
+    fn identifier_names_in_noise(
+        s in "((user|uid|UID|userId|downloadCode|senderStaffId|openid|spaceId)|[=: \"',;&)\\]}\\\\.$/+_-]|[a-z0-9]{1,6}|ding|cid|\\$:LWCP_v1:\\$|[\u{4e00}-\u{4e05}]){0,60}",
+        max_len in 0usize..300,
+    ) {
+        let eng = engine();
+        let mut r = Report::with_matches();
+        eng.redact_text(&s, &mut r);
+        for m in r.matches() {
+            prop_assert!(m.offset + m.len <= s.len());
+        }
+        eng.redact_query(&s, &mut Report::new());
+        let json = serde_json::to_string(&serde_json::json!({ "content": s, "user": s, "uid": s })).unwrap();
+        let out = sample_text(eng.redact_body(json.as_bytes(), Some("application/json"), None, 1 << 16, &mut Report::new()));
+        prop_assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok(), "not JSON: {}", out);
+        let cut = (0..=max_len.min(json.len())).rev().find(|&c| json.is_char_boundary(c)).unwrap();
+        eng.redact_body_prefix(&json.as_bytes()[..cut], Some("application/json"), None, 1 << 16, &mut Report::new());
+    }
+
+    /// An identifier after one of the names survives in no form: free text,
+    /// a JSON string, a JSON value under the name, a query parameter.
+    #[test]
+    fn named_identifiers_never_survive(
+        head in filler(),
+        (planted, value) in named_id(),
+        tail_sep in separator(),
+        tail in filler(),
+    ) {
+        let eng = engine();
+        let text = format!("{head} {planted}{tail_sep}{tail}");
+        let skeleton = format!("{head} {tail_sep}{tail}");
+        let secrets = [value.clone()];
+        let out = eng.redact_text(&text, &mut Report::new());
+        assert_gone(&out, &skeleton, &secrets);
+        let json = serde_json::to_string(&serde_json::json!({ "content": text })).unwrap();
+        let out = sample_text(eng.redact_body(json.as_bytes(), Some("application/json"), None, 1 << 16, &mut Report::new()));
+        assert_gone(&out, &skeleton, &secrets);
+        let name = planted.split([':', '=', ' ', '"']).next().unwrap();
+        let json = serde_json::to_string(&serde_json::json!({ name: value, "msgtype": "text" })).unwrap();
+        let out = sample_text(eng.redact_body(json.as_bytes(), Some("application/json"), None, 1 << 16, &mut Report::new()));
+        assert_gone(&out, "", &secrets);
+        prop_assert!(out.contains(r#""msgtype":"text""#), "{}", out);
+        let query = format!("a=1&{name}={value}&b=2");
+        let out = eng.redact_query(&query, &mut Report::new());
+        assert_gone(&out, "a=1&b=2", &secrets);
     }
 
     #[test]

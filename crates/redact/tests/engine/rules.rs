@@ -297,6 +297,80 @@ fn dingtalk() {
     untouched("cider, decide, dingtalk, dingding, robotCode dingqnoygjz0wzb7lf6h");
 }
 
+/// Identifiers after identifier-like names in stack traces and error pages.
+#[test]
+fn dingtalk_identifiers_in_text() {
+    for (text, expected) in [
+        ("user=manager4711", "user=[REDACTED:dingtalk]"),
+        ("uid: 0123456", "uid: [REDACTED:dingtalk]"),
+        ("UID=0123456;", "UID=[REDACTED:dingtalk];"),
+        ("userId=abc123", "userId=[REDACTED:dingtalk]"),
+        ("staffId=manager0001", "staffId=[REDACTED:dingtalk]"),
+        ("unionid=IJQ1kZAbcdEfGhiEiE", "unionid=[REDACTED:dingtalk]"),
+        // the same span: the more specific rule names it
+        ("mobile: 13812345678", "mobile: [REDACTED:phone]"),
+        ("mobile: 0571-8888", "mobile: [REDACTED:dingtalk]"),
+        ("openid=oX9a_b8c7D6e5F4", "openid=[REDACTED:dingtalk]"),
+        ("corpId=dingd8e1123006514592", "corpId=[REDACTED:dingtalk]"),
+        (
+            "chatbotUserId=$:LWCP_v1:$Aa1Bb2Cc3Dd4==",
+            "chatbotUserId=[REDACTED:dingtalk]",
+        ),
+        (
+            r#"Caused by: lookup failed for {"userId": "manager4711", "n": 1}"#,
+            r#"Caused by: lookup failed for {"userId": "[REDACTED:dingtalk]", "n": 1}"#,
+        ),
+        (
+            "senderStaffId=manager4220, retry",
+            "senderStaffId=[REDACTED:dingtalk], retry",
+        ),
+        (
+            "conversationId=cidAbCdEfGh12345678+/IjKl== closed",
+            "conversationId=[REDACTED:dingtalk] closed",
+        ),
+        (
+            "downloadCode=mIofN681YE3f/+m+NntqpXXW1vfAkmM= expired",
+            "downloadCode=[REDACTED:dingtalk] expired",
+        ),
+        (
+            "at Bot.reply(user=manager4711, uid=0123456)",
+            "at Bot.reply(user=[REDACTED:dingtalk], uid=[REDACTED:dingtalk])",
+        ),
+        (
+            "GET /v1/users?user=abc123&page=2",
+            "GET /v1/users?user=[REDACTED:dingtalk]&page=2",
+        ),
+        (
+            "outTrackId: order-42-manager4711 spaceId=dtv1.card//IM_GROUP.cidAb12",
+            "outTrackId: [REDACTED:dingtalk] spaceId=[REDACTED:dingtalk]",
+        ),
+    ] {
+        let mut r = Report::new();
+        let out = engine().redact_text(text, &mut r);
+        assert_eq!(out, expected, "input: {text}");
+        let rule = if text.contains("138") {
+            "phone"
+        } else {
+            "dingtalk"
+        };
+        assert!(r.count(rule) >= 1, "{text}: {r:?}");
+    }
+    // prose after the generic names is not an identifier
+    for s in [
+        "user: please help me reset it",
+        "User: hello, bot",
+        "user=admin logged in",
+        "uid: unknown",
+        "user: 王小明",
+        "the user: ding!",
+        "users: 12345",
+        "username: abc123",
+        "uuid: 550e8400",
+    ] {
+        untouched(s);
+    }
+}
+
 #[test]
 fn every_rule_has_a_test_here() {
     let names = clawveil_redact::Engine::builtin_names();

@@ -29,6 +29,38 @@ fn classes() {
     assert_eq!(class("managerStaffId").dingtalk_id(), Some(true));
     assert_eq!(class("sessionWebhook").dingtalk_id(), Some(false));
     assert_eq!(class("msgId").dingtalk_id(), None);
+    assert_eq!(class("robotCode").dingtalk_id(), None);
+    assert_eq!(class("robotCode").dingtalk_key(), None);
+    // download codes fetch the user's files: credentials, never hashed
+    assert_eq!(class("downloadCode").dingtalk_id(), Some(false));
+    assert_eq!(class("pictureDownloadCode").dingtalk_id(), Some(false));
+    assert_eq!(class("download_code").dingtalk_id(), Some(false));
+    assert_eq!(class("openId").dingtalk_id(), Some(true));
+    assert_eq!(class("outTrackId").dingtalk_id(), Some(true));
+    assert_eq!(class("openSpaceId").dingtalk_id(), Some(true));
+    assert_eq!(class("openThreadId").dingtalk_id(), Some(true));
+    assert_eq!(class("spaceId").dingtalk_id(), Some(true));
+    assert_eq!(class("namespaceId").dingtalk_id(), None);
+    assert_eq!(class("workspace_id").dingtalk_id(), None);
+    assert_eq!(class("corpId").dingtalk_id(), Some(true));
+    assert_eq!(class("sessionWebhookExpiredTime").dingtalk_id(), None);
+    assert_eq!(class("conversationTitle").dingtalk_id(), None);
+    // generic names: only identifier-like values (see `words::identifier`)
+    for name in ["user", "USER", "uid", "UID", "u_id", "--user"] {
+        let c = class(name);
+        assert!(c.dingtalk_if_id() && c.dingtalk_id().is_none(), "{name}");
+    }
+    for name in [
+        "users",
+        "username",
+        "uuid",
+        "guid",
+        "requestUid",
+        "userAgent",
+        "xuser",
+    ] {
+        assert!(!class(name).dingtalk_if_id(), "{name}");
+    }
     assert!(class("refresh_token").credential());
     assert!(class("appSecret").credential());
     assert!(class("X-Api-Key").credential());
@@ -44,6 +76,7 @@ fn classes() {
     assert!(!class("monkey").url_param());
     assert!(!class("errcode").url_param());
     assert!(may_be_sensitive(b'D') && may_be_sensitive(b'n') && !may_be_sensitive(b'q'));
+    assert!(may_be_sensitive(b'R') && may_be_sensitive(b'e'));
 }
 
 #[test]
@@ -188,7 +221,7 @@ proptest::proptest! {
         // `Engine::sensitive_name` stops at `is_none`: no test may say yes then
         let c = Class::of(&name);
         let any = c.dingtalk_key().is_some() || c.dingtalk_id().is_some()
-            || c.password() || c.credential() || c.url_param();
+            || c.dingtalk_if_id() || c.password() || c.credential() || c.url_param();
         proptest::prop_assert!(!(c.is_none() && any), "{:?}", name);
     }
 
@@ -207,7 +240,15 @@ fn every_listed_name_is_found() {
         assert!(class(k).dingtalk_key().is_some(), "{k}");
     }
     for k in DINGTALK_TEXT {
-        assert!(class(&format!("x{k}")).dingtalk_id().is_some(), "{k}");
+        let secret = DINGTALK_SECRET.iter().any(|s| k.ends_with(s));
+        assert_eq!(class(&format!("x{k}")).dingtalk_id(), Some(!secret), "{k}");
+    }
+    for k in DINGTALK_TEXT_EXACT {
+        assert!(class(k).dingtalk_id().is_some(), "{k}");
+        assert!(class(&format!("x{k}")).dingtalk_id().is_none(), "{k}");
+    }
+    for k in DINGTALK_IF_ID {
+        assert!(class(k).dingtalk_if_id(), "{k}");
     }
     for k in PASSWORD.iter().chain(CREDENTIAL) {
         assert!(class(&format!("x_{k}")).credential(), "{k}");
