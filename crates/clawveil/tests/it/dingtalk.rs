@@ -318,7 +318,7 @@ fn sighup_rotates_the_file_secret_without_a_restart() {
     );
     let (code, _) = post(&h, "/dingtalk/a", &signed(NEW, fresh_ts()), &body("kept"));
     assert_eq!(code, 200, "the previous secrets stay");
-    let _forwarded = forwarded + 1;
+    let forwarded = forwarded + 1;
     let (code, _) = post(
         &h,
         "/dingtalk/a",
@@ -326,6 +326,7 @@ fn sighup_rotates_the_file_secret_without_a_restart() {
         &body("broken"),
     );
     assert_eq!(code, 401);
+    assert_eq!(h.upstream.requests_to("/dingtalk/").len(), forwarded);
     // The environment secret was re-read too, and is unchanged.
     let (code, _) = post(
         &h,
@@ -334,6 +335,7 @@ fn sighup_rotates_the_file_secret_without_a_restart() {
         &body("env"),
     );
     assert_eq!(code, 200);
+    assert_eq!(h.upstream.requests_to("/dingtalk/").len(), forwarded + 1);
     assert_eq!(h.proxy.pid(), pid);
     assert!(
         h.proxy.child.try_wait().unwrap().is_none(),
@@ -342,9 +344,9 @@ fn sighup_rotates_the_file_secret_without_a_restart() {
     still_serving(&h);
 }
 
-/// `check_pair` documents that its window must be at least 2 × max_skew (a pair signed
-/// with a DingTalk clock ahead of ours stays valid for up to 2 × max_skew after we first
-/// see it), but `Verifier::check_body` passes `max_skew` itself.
+/// A pair signed with a DingTalk clock ahead of ours stays valid for up to 2 × max_skew
+/// after we first see it, so the replay cache must remember it that long (regression:
+/// it once forgot pairs after max_skew).
 #[test]
 fn a_pair_signed_ahead_of_our_clock_cannot_carry_another_body_later() {
     let (h, _) = robot_proxy("2s");
@@ -365,9 +367,9 @@ fn a_pair_signed_ahead_of_our_clock_cannot_carry_another_body_later() {
     assert_eq!(refused(&h, "signature_invalid"), before + 1.0);
 }
 
-/// `ReplayCache::seen_delivered` says "the pair check is what stops concurrent replays",
-/// but `Verifier::check_body` lets `PairCheck::SameBody` through: the same signed request
-/// sent again while the first is still at the bot is forwarded a second time.
+/// The same signed request sent again while the first is still at the bot is
+/// acknowledged, not forwarded (regression: `PairCheck::SameBody` used to let it through
+/// before the first delivery was marked).
 #[test]
 fn a_replay_racing_the_original_is_not_forwarded_twice() {
     let (h, _) = robot_proxy("1h");

@@ -249,9 +249,9 @@ fn http10_without_host(h: &Harness, sni: &str, path: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
-/// `checks::host` returns `Ok(None)` for a request without an authority (HTTP/1.0 may
-/// omit `Host`) before `server_names` and the SNI are looked at, so a client can name
-/// any server in the TLS handshake and still reach the bot.
+/// HTTP/1.0 may omit `Host`; the TLS SNI is then held to `server_names` (regression: a
+/// request without an authority once skipped both checks, so a client could name any
+/// server in the handshake and still reach the bot).
 #[test]
 fn a_request_without_host_is_still_held_to_server_names_and_sni() {
     let h = proxy(Some("[\"localhost\"]"));

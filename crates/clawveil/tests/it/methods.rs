@@ -131,8 +131,9 @@ fn options_asterisk_is_answered_here_and_other_asterisk_targets_are_400() {
     still_serving(&h);
 }
 
-/// Over HTTP/2 every request has an authority (`:authority`), so `checks::method`'s
-/// `path() == "*" && authority().is_none()` never sees an asterisk-form target.
+/// Over HTTP/2 every request has an authority (`:authority`), so an asterisk-form target
+/// must be recognised by its path alone (regression: `OPTIONS *` and `GET *` over h2
+/// were forwarded while the check also required no authority).
 #[test]
 fn asterisk_targets_over_http2_are_not_forwarded() {
     let h = proxy();
