@@ -138,7 +138,7 @@ async fn pipeline(
     trace: TraceContext,
 ) -> Response<ObservedBody> {
     let route = shared.routes.find(req.uri().path());
-    let mut pending = Pending::new(&shared, &conn, &trace, &route.name, &req, start);
+    let pending = Pending::new(&shared, &conn, &trace, &route.name, &req, start);
     let host = match admit(&shared, &conn, route, &req) {
         Ok(host) => host,
         Err(refusal) => {
@@ -149,7 +149,16 @@ async fn pipeline(
     let websocket = checks::is_websocket(&req).then(|| hyper::upgrade::on(&mut req));
     let version = req.version();
     let (parts, body) = req.into_parts();
-    let (body, delivery) = match verified_body(&shared, route, &parts, body, &pending).await {
+    let (body, delivery) = match verified_body(
+        &shared,
+        route,
+        &parts,
+        body,
+        &pending,
+        websocket.is_some(),
+    )
+    .await
+    {
         Ok(verified) => verified,
         Err(refusal) => return local(pending, refusal),
     };
@@ -168,7 +177,6 @@ async fn pipeline(
     match websocket {
         Some(client) => {
             crate::upgrade::as_upstream_opening(&mut upstream, version);
-            pending.version = version;
             crate::upgrade::open(pending, client, upstream, version).await
         }
         None => {
@@ -214,16 +222,26 @@ fn admit(
 
 /// The body as it will go upstream: streamed, or on a route that verifies callbacks,
 /// read whole (bounded) and checked, with the delivery to record once the bot accepts it.
+/// A WebSocket opening has no body to check (over HTTP/2 its body is the tunnel): it
+/// passes on its signed headers alone, and a route whose signature covers a body
+/// refuses it.
 async fn verified_body(
     shared: &Shared,
     route: &RouteEntry,
     parts: &http::request::Parts,
     body: Incoming,
     pending: &Pending,
+    websocket: bool,
 ) -> Result<(Outbound, Delivery), Refusal> {
     let Some(v) = &route.verifier else {
         return Ok((Outbound::Streaming(body), Delivery::default()));
     };
+    if websocket {
+        if v.signs_body() {
+            return Err(Refusal::SignatureInvalid);
+        }
+        return Ok((Outbound::Streaming(body), Delivery::default()));
+    }
     let bytes = buffer(shared, body, &pending.req_stats, pending).await?;
     let delivery = v.check_body(&parts.headers, parts.uri.query(), &bytes)?;
     Ok((Outbound::Buffered(bytes), delivery))

@@ -110,6 +110,12 @@ impl Verifier {
         Ok(())
     }
 
+    /// Whether the signature covers the body (event pushes), so nothing without one
+    /// can pass.
+    pub fn signs_body(&self) -> bool {
+        self.verify == Verify::DingtalkEvent
+    }
+
     /// The checks that need no body: a robot callback's signed headers.
     pub fn check_head(&self, headers: &http::HeaderMap) -> Result<(), Refusal> {
         if self.verify != Verify::DingtalkRobot {

@@ -115,13 +115,27 @@ async fn open(
     path: &str,
     origin: Option<&str>,
 ) -> (StatusCode, hyper::http::HeaderMap, Option<H2Io>) {
+    let headers: Vec<(&str, String)> = origin
+        .map(|o| ("origin", o.to_owned()))
+        .into_iter()
+        .collect();
+    open_with(client, p, path, &headers).await
+}
+
+/// [`open`] with any extra request headers.
+async fn open_with(
+    client: &mut SendRequest<Bytes>,
+    p: &WsProxy,
+    path: &str,
+    extra: &[(&str, String)],
+) -> (StatusCode, hyper::http::HeaderMap, Option<H2Io>) {
     let mut req = Request::builder()
         .method(Method::CONNECT)
         .uri(format!("https://localhost:{}{path}", p.https))
         .extension(h2::ext::Protocol::from_static("websocket"))
         .header("sec-websocket-version", "13");
-    if let Some(o) = origin {
-        req = req.header("origin", o);
+    for (name, value) in extra {
+        req = req.header(*name, value.as_str());
     }
     let (resp, send) = client
         .send_request(req.body(()).unwrap(), false)
@@ -238,5 +252,42 @@ fn h2_extended_connect_from_a_foreign_origin_is_refused_before_the_bot() {
         let mut ws = WebSocketStream::from_raw_socket(io.unwrap(), Role::Client, None).await;
         echo_once(&mut ws, "allowed over h2").await;
         assert_eq!(up.accepted(), 1);
+    });
+}
+
+/// Over HTTP/2 the opening's body is the tunnel itself: a verifying route must check the
+/// signed headers and let it through without waiting for a body, and a route whose
+/// signature covers a body (event pushes) must refuse it.
+#[test]
+fn h2_websockets_on_verifying_routes_pass_on_signed_headers_or_are_refused() {
+    let up = WsUpstream::start(Upstream::Echo);
+    let p = WsProxy::start(
+        &up,
+        "",
+        "[[route]]\nname = \"robot\"\npath_prefix = \"/robot\"\nverify = \"dingtalk-robot\"\napp_secrets = [\"wsRobotSecret01\"]\n\
+         [[route]]\nname = \"events\"\npath_prefix = \"/events\"\nverify = \"dingtalk-event\"\nevent_token = \"wsEventToken01\"\n",
+    );
+    runtime().block_on(async {
+        let mut client = h2_client(&p).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .to_string();
+        let sign = clawveil_proxy::dingtalk::robot_sign(b"wsRobotSecret01", now.as_bytes());
+        let (status, _, _) = open_with(&mut client, &p, "/robot", &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let signed = [("timestamp", now.clone()), ("sign", sign)];
+        let (status, _, io) = open_with(&mut client, &p, "/robot", &signed).await;
+        assert_eq!(status, StatusCode::OK);
+        let mut ws = WebSocketStream::from_raw_socket(io.unwrap(), Role::Client, None).await;
+        echo_once(&mut ws, "signed opening over h2").await;
+        let (status, _, _) = open_with(&mut client, &p, "/events", &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(up.accepted(), 1, "only the signed opening reached the bot");
+        assert_eq!(
+            p.metric("clawveil_fail_closed_total{reason=\"signature_invalid\"}"),
+            2.0
+        );
     });
 }
