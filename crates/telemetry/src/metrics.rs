@@ -156,6 +156,7 @@ pub struct Metrics {
     pub redactions: IntCounterVec,
     pub connections_open: IntGaugeVec,
     pub websocket_tunnels_open: IntGaugeVec,
+    pub egress_tunnels: IntCounterVec,
     pub build_info: IntGaugeVec,
     /// (name, help, type) of every family, so that families without samples yet still
     /// announce themselves with `# HELP`/`# TYPE` lines.
@@ -302,6 +303,11 @@ impl Metrics {
             "Upgraded (WebSocket) connections in progress.",
             &["route"],
         );
+        let egress_tunnels = b.counter(
+            "clawveil_egress_tunnels_total",
+            "CONNECT tunnels and absolute-form requests, by decision.",
+            &["decision"],
+        );
         let build_info = b.int_gauge("clawveil_build_info", "Always 1.", &["version"]);
         #[cfg(target_os = "linux")]
         {
@@ -326,6 +332,9 @@ impl Metrics {
         for l in [Listener::Https, Listener::Http] {
             connections_open.with_label_values(&[l.as_str()]);
         }
+        for decision in ["allowed", "denied"] {
+            egress_tunnels.with_label_values(&[decision]);
+        }
         build_info.with_label_values(&[version]).set(1);
 
         Metrics {
@@ -345,6 +354,7 @@ impl Metrics {
             redactions,
             connections_open,
             websocket_tunnels_open,
+            egress_tunnels,
             build_info,
             declared: b.declared,
         }
