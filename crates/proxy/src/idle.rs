@@ -15,8 +15,11 @@
 //! - a request in flight is never idle, however slow its upstream (its own timeouts
 //!   apply), unless the client stops reading its response: writes blocked, or (HTTP/2
 //!   flow control) a response body not asked for its next frame, for `idle_timeout`;
-//! - after an upgrade (HTTP/1.1 101, HTTP/2 extended CONNECT) nothing: the tunnel has
-//!   its own idle timeout.
+//! - while a tunnel (HTTP/1.1 101, HTTP/2 extended CONNECT) is open, nothing: the
+//!   tunnel has its own idle timeout. The tunnel holds a [`TunnelHold`], taken from
+//!   the [`Tunnels`] token the listener puts in each request's extensions; once the
+//!   last one is dropped, an HTTP/2 connection is idle from then on like any other
+//!   (an HTTP/1.1 connection has left hyper, and its watchdog, at the upgrade).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +28,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Method, Request, Response, StatusCode};
+use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -80,7 +83,8 @@ pub struct Activity {
     proto: AtomicU8,
     in_flight: AtomicUsize,
     served: AtomicBool,
-    upgraded: AtomicBool,
+    /// Tunnels open on this connection ([`TunnelHold`]s alive).
+    tunnels: AtomicUsize,
     /// When the last request finished.
     idle_since: AtomicU64,
     /// When the first byte after `idle_since` came (HTTP/1.1: a new head began).
@@ -101,7 +105,7 @@ impl Activity {
             proto: AtomicU8::new(Proto::Unknown as u8),
             in_flight: AtomicUsize::new(0),
             served: AtomicBool::new(false),
-            upgraded: AtomicBool::new(false),
+            tunnels: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
             last_write: AtomicU64::new(0),
@@ -177,11 +181,14 @@ impl Activity {
 
     /// A request starts: it is in flight until its response body has ended or is
     /// dropped (see [`InFlight::respond`]).
-    pub fn request<B>(self: &Arc<Self>, req: &Request<B>) -> InFlight {
-        InFlight {
-            busy: self.begin(),
-            connect: req.method() == Method::CONNECT,
-        }
+    pub fn request(self: &Arc<Self>) -> InFlight {
+        InFlight { busy: self.begin() }
+    }
+
+    /// The token a listener that serves upgrades puts in each request's extensions, for
+    /// the tunnel the request may open.
+    pub fn tunnels(self: &Arc<Self>) -> Tunnels {
+        Tunnels(self.clone())
     }
 
     /// When the connection is to be cut if nothing changes, and why.
@@ -225,7 +232,8 @@ impl Activity {
         due
     }
 
-    /// Resolves when the connection has been idle for too long (never for a tunnel).
+    /// Resolves when the connection has been idle for too long (never while a tunnel is
+    /// open on it).
     ///
     /// Only changes that bring the deadline closer than `idle_timeout` wake it (a head
     /// that starts, a write that blocks); otherwise it looks again at least every
@@ -235,8 +243,10 @@ impl Activity {
     pub async fn watchdog(self: Arc<Self>, t: Timeouts) -> Cut {
         loop {
             let changed = self.wake.notified();
-            if self.upgraded.load(SeqCst) {
-                return std::future::pending().await;
+            if self.tunnels.load(SeqCst) > 0 {
+                // The last tunnel to close wakes us.
+                changed.await;
+                continue;
             }
             let at = match self.deadline(&t) {
                 Some((at, why)) if at <= Instant::now() => return why,
@@ -254,24 +264,50 @@ impl Activity {
 /// A request on its way through the service.
 pub struct InFlight {
     busy: Busy,
-    connect: bool,
+}
+
+/// In each request's extensions: what a tunnel opened by the request holds on to
+/// ([`Tunnels::hold`]) so that its connection is not cut as idle while it is open.
+#[derive(Clone)]
+pub struct Tunnels(Arc<Activity>);
+
+impl Tunnels {
+    pub fn hold(&self) -> TunnelHold {
+        self.0.tunnels.fetch_add(1, SeqCst);
+        TunnelHold(self.0.clone())
+    }
+}
+
+impl std::fmt::Debug for Tunnels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tunnels")
+    }
+}
+
+/// Held by an open tunnel: its connection is not idle. When the last one is dropped
+/// the connection is idle from then on (HTTP/2: it may carry more streams).
+pub struct TunnelHold(Arc<Activity>);
+
+impl Drop for TunnelHold {
+    fn drop(&mut self) {
+        let act = &self.0;
+        // Before the count drops, so the watchdog never pairs 0 with an old time.
+        act.idle_since.store(act.now(), SeqCst);
+        if act.tunnels.fetch_sub(1, SeqCst) == 1 {
+            act.wake.notify_one();
+        }
+    }
 }
 
 impl InFlight {
-    /// Awaits the service's answer; its body keeps the request in flight.
+    /// Awaits the service's answer; its body keeps the request in flight. (A tunnel the
+    /// answer opens keeps the connection from being idle by its own [`TunnelHold`].)
     pub async fn respond<B, E>(
         self,
         answer: impl Future<Output = Result<Response<B>, E>>,
     ) -> Result<Response<Tracked<B>>, E> {
-        let InFlight { mut busy, connect } = self;
+        let InFlight { mut busy } = self;
         let resp = answer.await?;
-        let status = resp.status();
-        if status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success()) {
-            // The connection (HTTP/1.1) or this stream (HTTP/2) is a tunnel now, with an
-            // idle timeout of its own. An HTTP/2 tunnel's end cannot be seen from here,
-            // so that connection stays exempt from then on.
-            busy.act.upgraded.store(true, SeqCst);
-        }
         busy.set_waiting(true);
         Ok(resp.map(|body| Tracked {
             body,
@@ -460,13 +496,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn upgraded_connections_are_left_alone() {
+    async fn connections_with_an_open_tunnel_are_left_alone_until_it_closes() {
         let act = Activity::new();
-        act.set_proto(Proto::Http1);
-        drop(act.begin());
-        act.upgraded.store(true, SeqCst);
+        act.set_proto(Proto::Http2);
+        let in_flight = act.request();
+        let token = act.tunnels();
+        let (one, two) = (token.hold(), token.hold());
+        // The CONNECT stream's response is over; its tunnels go on.
+        drop(in_flight);
         let dog = tokio::spawn(act.clone().watchdog(T));
         tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(one);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
         assert!(!dog.is_finished());
+        // Idle from when the last tunnel closed.
+        drop(two);
+        let closed = Instant::now();
+        assert_eq!(dog.await.unwrap(), Cut::KeepAlive);
+        assert_eq!(closed.elapsed(), Duration::from_secs(60));
     }
 }

@@ -25,13 +25,14 @@ mod tunnel;
 mod upgrade;
 mod upstream;
 mod verify;
+mod wsframe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clawveil_config::Config;
-use clawveil_telemetry::{serve_metrics, Metrics, MetricsAccess};
+use clawveil_telemetry::{serve_metrics, Listener, Metrics, MetricsAccess};
 use clawveil_tls::{server_config, CertStore, Http01Tokens};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -153,12 +154,17 @@ pub async fn serve(
         client: client.clone(),
         shared,
     });
+    let counted = |listener| listener::Counted {
+        metrics: rt.metrics.clone(),
+        listener,
+    };
     tasks.push(tokio::spawn(listener::accept_loop(
         bound.https,
+        counted(Listener::Https),
         limits.max_connections,
         limits.drain_timeout,
         shutdown.clone(),
-        move |s, peer, w| listener::serve_tls(https.clone(), s, peer, w),
+        move |s, peer, w, slot| listener::serve_tls(https.clone(), s, peer, w, slot),
     )));
 
     if let Some(l) = bound.http {
@@ -172,10 +178,11 @@ pub async fn serve(
         });
         tasks.push(tokio::spawn(listener::accept_loop(
             l,
+            counted(Listener::Http),
             limits.max_connections,
             limits.drain_timeout,
             shutdown.clone(),
-            move |s, peer, w| plain::serve_plain(plain.clone(), s, peer, w),
+            move |s, peer, w, slot| plain::serve_plain(plain.clone(), s, peer, w, slot),
         )));
     }
 
@@ -199,8 +206,8 @@ pub async fn serve(
     for t in tasks {
         let _ = t.await;
     }
-    // Upgraded connections left hyper's tracking; they end by themselves once the drain
-    // time is over.
+    // Upgraded connections left hyper's tracking (they still hold their connection
+    // slots); they end by themselves once the drain time is over.
     if tokio::time::timeout(
         limits.drain_timeout + Duration::from_secs(2),
         tunnels.wait_closed(),

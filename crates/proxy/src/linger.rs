@@ -7,6 +7,12 @@
 //! discards what the client still sends, until it closes too, for at most
 //! [`LINGER_TIME`] and [`LINGER_BYTES`]. nginx does the same (`lingering_close`).
 //! Most connections are closed by their clients first and close at once.
+//!
+//! The wrapper also carries the connection's [`Slot`] (its place under
+//! `limits.max_connections` and in `clawveil_connections_open`), so the slot is given
+//! back when the socket closes, not when hyper is done with it: an HTTP/1.1 upgrade
+//! hands the socket to a tunnel that may outlive hyper's connection by hours, and a
+//! lingering close keeps it a little after hyper dropped it.
 
 use std::io;
 use std::pin::Pin;
@@ -15,6 +21,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::listener::Slot;
 
 /// How long a closing connection keeps reading what its client still sends.
 pub const LINGER_TIME: Duration = Duration::from_secs(2);
@@ -45,14 +53,29 @@ impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
     }
 }
 
-/// `io` for hyper; when hyper drops it, a client still sending gets a lingering close.
+/// `io` for hyper; when hyper (or the tunnel it handed the connection to) drops it, a
+/// client still sending gets a lingering close.
 pub struct Lingering<T: Stream> {
     io: Option<T>,
+    /// Given back when the socket closes (after the lingering close, if any).
+    slot: Option<Slot>,
 }
 
 impl<T: Stream> Lingering<T> {
+    /// A connection that holds no slot (the metrics listener's).
     pub fn new(io: T) -> Self {
-        Lingering { io: Some(io) }
+        Lingering {
+            io: Some(io),
+            slot: None,
+        }
+    }
+
+    /// A connection that holds `slot` for as long as its socket is open.
+    pub fn holding(io: T, slot: Slot) -> Self {
+        Lingering {
+            io: Some(io),
+            slot: Some(slot),
+        }
     }
 
     fn io(&mut self) -> io::Result<&mut T> {
@@ -119,6 +142,8 @@ impl<T: Stream> AsyncWrite for Lingering<T> {
 
 impl<T: Stream> Drop for Lingering<T> {
     fn drop(&mut self) {
+        // Whatever returns early here closes the socket, and gives the slot back with it.
+        let slot = self.slot.take();
         let Some(io) = self.io.take() else { return };
         // A client that closed first (it reads as 0) or a broken socket needs none.
         // Data may also still be on its way with nothing readable yet, so "nothing
@@ -130,13 +155,14 @@ impl<T: Stream> Drop for Lingering<T> {
             _ => {}
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(linger(io.into_tcp()));
+            rt.spawn(linger(io.into_tcp(), slot));
         }
     }
 }
 
-/// Ends our side, then reads and discards until the client stops or a bound is hit.
-async fn linger(mut tcp: TcpStream) {
+/// Ends our side, then reads and discards until the client stops or a bound is hit;
+/// the slot goes when the socket does.
+async fn linger(mut tcp: TcpStream, _slot: Option<Slot>) {
     let _ = tcp.shutdown().await;
     let deadline = tokio::time::Instant::now() + LINGER_TIME;
     let mut buf = vec![0u8; 16 * 1024];

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::conn_io::Watched;
@@ -71,16 +71,35 @@ impl Drop for OpenGuard {
     }
 }
 
-/// Accepts until `shutdown`, at most `max_connections` at once, handing each connection
-/// to `serve` with a graceful-shutdown watcher; then drains for at most `drain`.
+/// A connection's place: one of the listener's `max_connections`, and its count in
+/// `clawveil_connections_open`. Both are given back when it is dropped, which is when
+/// the socket closes: it travels inside the connection's IO
+/// ([`crate::linger::Lingering::holding`]), so a connection hyper handed to a tunnel
+/// keeps its place until the tunnel drops it.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _open: OpenGuard,
+}
+
+/// Where a listener's connections are counted.
+#[derive(Clone)]
+pub struct Counted {
+    pub metrics: Arc<Metrics>,
+    pub listener: Listener,
+}
+
+/// Accepts until `shutdown`, at most `max_connections` at once (the others wait in the
+/// accept queue), handing each connection to `serve` with its [`Slot`] and a
+/// graceful-shutdown watcher; then drains for at most `drain`.
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
+    counted: Counted,
     max_connections: usize,
     drain: Duration,
     mut shutdown: watch::Receiver<bool>,
     serve: F,
 ) where
-    F: Fn(TcpStream, SocketAddr, Watcher) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Watcher, Slot) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
@@ -103,11 +122,11 @@ pub async fn accept_loop<F, Fut>(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let fut = serve(stream, peer, graceful.watcher());
-        tokio::spawn(async move {
-            fut.await;
-            drop(permit);
-        });
+        let slot = Slot {
+            _permit: permit,
+            _open: OpenGuard::new(counted.metrics.clone(), counted.listener),
+        };
+        tokio::spawn(serve(stream, peer, graceful.watcher(), slot));
     }
     drop(listener);
     if tokio::time::timeout(drain, graceful.shutdown())
@@ -133,11 +152,13 @@ pub struct HttpsContext {
 }
 
 /// Serves one TLS connection: handshake (bounded by `handshake_timeout`), then HTTP.
+/// The connection keeps `slot` until its socket closes (a failed handshake: now).
 pub async fn serve_tls(
     ctx: Arc<HttpsContext>,
     stream: TcpStream,
     peer: SocketAddr,
     watcher: Watcher,
+    slot: Slot,
 ) {
     let HttpsContext {
         acceptor,
@@ -150,7 +171,6 @@ pub async fn serve_tls(
         shared,
     } = &*ctx;
     let handshake_timeout = *handshake_timeout;
-    let _open = OpenGuard::new(metrics.clone(), Listener::Https);
     let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         outcome => {
@@ -205,11 +225,16 @@ pub async fn serve_tls(
         client: Some(client.clone()),
     });
     let act = Activity::new();
-    // Stream resets are not counted yet: counting them also counted early 401s over h2.
-    let io = Watched::new(Lingering::new(tls), act.clone(), None);
+    let io = Watched::new(
+        Lingering::holding(tls, slot),
+        act.clone(),
+        Some(log.on_reset()),
+    );
     let (shared, a) = (shared.clone(), act.clone());
-    let svc = hyper::service::service_fn(move |req| {
-        a.request(&req)
+    let svc = hyper::service::service_fn(move |mut req: http::Request<_>| {
+        // A tunnel this request opens holds it (see `crate::upgrade`).
+        req.extensions_mut().insert(a.tunnels());
+        a.request()
             .respond(crate::service::handle(shared.clone(), conn.clone(), req))
     });
     let served = builder
@@ -229,7 +254,7 @@ where
         ended = conn => if let Err(e) = ended {
             log.ended(&*e.into());
         },
-        why = act.watchdog(timeouts) => log.cut(why),
+        why = act.clone().watchdog(timeouts) => log.cut(why, act.proto()),
     }
 }
 
@@ -266,7 +291,7 @@ pub async fn serve_metrics_conn(
     let io = Watched::new(Lingering::new(stream), act.clone(), Some(log.on_reset()));
     let a = act.clone();
     let svc = hyper::service::service_fn(move |req| {
-        let in_flight = a.request(&req);
+        let in_flight = a.request();
         let answered = answer(req);
         in_flight.respond(std::future::ready(Ok::<_, Infallible>(answered)))
     });

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use crate::conn_io::Watched;
 use crate::idle::{Activity, Timeouts};
 use crate::linger::Lingering;
+use crate::listener::Slot;
 use crate::refused::{ClientLabel, ConnLog};
 
 const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
@@ -42,6 +43,7 @@ pub async fn serve_plain(
     stream: TcpStream,
     peer: SocketAddr,
     watcher: Watcher,
+    slot: Slot,
 ) {
     let log = Arc::new(ConnLog {
         metrics: ctx.metrics.clone(),
@@ -52,10 +54,14 @@ pub async fn serve_plain(
         client: Some(ctx.client.clone()),
     });
     let act = Activity::new();
-    let io = Watched::new(Lingering::new(stream), act.clone(), Some(log.on_reset()));
+    let io = Watched::new(
+        Lingering::holding(stream, slot),
+        act.clone(),
+        Some(log.on_reset()),
+    );
     let (c, a) = (ctx.clone(), act.clone());
     let svc = hyper::service::service_fn(move |req| {
-        let in_flight = a.request(&req);
+        let in_flight = a.request();
         let resp = answer(&c, req);
         in_flight.respond(std::future::ready(Ok::<_, Infallible>(resp)))
     });

@@ -6,7 +6,9 @@
 //! A refused request never reached the pipeline, so it has no route, no method and no
 //! trace id of its own: it is counted as `route="unrouted"`, `method="OTHER"` in
 //! `clawveil_requests_total` and written as an access event with `method: "-"` and a
-//! fresh trace id. (No duration is observed: there was no exchange to time.)
+//! fresh trace id. (No duration is observed: there was no exchange to time.) An idle
+//! cut is written the same way, with status 0 and `reason: "client_idle"`, and is not
+//! a request.
 
 use std::error::Error;
 use std::net::{IpAddr, SocketAddr};
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use clawveil_telemetry::{status_class, AccessEvent, ErrorClass, FailReason, Metrics};
 
 use crate::conn_io::OnReset;
-use crate::idle::Cut;
+use crate::idle::{Cut, Proto};
 
 /// How a client address is logged (hashed when `log.hash_key` is set).
 pub type ClientLabel = Arc<dyn Fn(IpAddr) -> String + Send + Sync>;
@@ -91,13 +93,25 @@ impl ConnLog {
         }
     }
 
-    /// The idle watchdog cut the connection.
-    pub fn cut(&self, why: Cut) {
+    /// The idle watchdog cut the connection: counted, and one access event (status 0:
+    /// the socket was closed with no answer; see [`Self::event`]).
+    pub fn cut(&self, why: Cut, proto: Proto) {
         self.metrics.fail_closed(FailReason::ClientIdle);
+        let http_version = match proto {
+            Proto::Http1 => "http/1.1",
+            Proto::Http2 => "h2",
+            Proto::Unknown => "",
+        };
+        let trace_id = self.event(Refused {
+            status: 0,
+            http_version,
+            reason: FailReason::ClientIdle,
+        });
         tracing::debug!(
+            trace_id,
             peer = %self.peer,
             listener = self.listener,
-            reason = why.as_str(),
+            cut = why.as_str(),
             "idle connection closed"
         );
     }
@@ -105,23 +119,38 @@ impl ConnLog {
     /// Counts and logs one refused request.
     pub fn refused(&self, r: Refused) {
         self.metrics.fail_closed(r.reason);
-        let Some(client) = &self.client else {
-            tracing::debug!(peer = %self.peer, listener = self.listener, status = r.status, reason = r.reason.as_str(), "request refused by the HTTP parser");
-            return;
-        };
-        self.metrics
-            .requests
-            .with_label_values(&[self.listener, "unrouted", "OTHER", status_class(r.status)])
-            .inc();
+        if self.client.is_some() {
+            self.metrics
+                .requests
+                .with_label_values(&[self.listener, "unrouted", "OTHER", status_class(r.status)])
+                .inc();
+        }
+        let trace_id = self.event(r);
+        tracing::debug!(trace_id, peer = %self.peer, listener = self.listener, status = r.status, reason = r.reason.as_str(), "request refused by the HTTP parser");
+    }
+
+    /// The access event of something refused below the pipeline, with a fresh trace id
+    /// (returned, for the debug line); none on a listener without access events.
+    ///
+    /// An idle cut has status 0, not 408: nothing was answered, the socket was just
+    /// closed (a 408 in the log always means a 408 went out: a body slower than
+    /// `request_timeout`). Most cuts are not about a request either: no request came
+    /// at all, or none since the last answer, or the client stopped reading an answer
+    /// that has its own event. Nor is a cut counted in `clawveil_requests_total`.
+    fn event(&self, r: Refused) -> Option<String> {
+        let client = self.client.as_ref()?;
         let trace = crate::trace::TraceContext::from_headers(&http::HeaderMap::new());
-        tracing::debug!(trace_id = %trace.trace_id, peer = %self.peer, listener = self.listener, status = r.status, reason = r.reason.as_str(), "request refused by the HTTP parser");
+        let error = match r.reason {
+            FailReason::ClientIdle => ErrorClass::ClientTimeout,
+            _ => ErrorClass::Client,
+        };
         AccessEvent {
             trace_id: &trace.trace_id,
             listener: self.listener,
             route: "unrouted",
             method: "-",
             status: r.status,
-            error: Some(ErrorClass::Client),
+            error: Some(error),
             tls_version: self.tls_version,
             alpn: self.alpn,
             http_version: r.http_version,
@@ -130,6 +159,7 @@ impl ConnLog {
             ..AccessEvent::default()
         }
         .emit();
+        Some(trace.trace_id)
     }
 
     /// What the connection's IO calls for each HTTP/2 stream h2 reset as malformed.

@@ -149,19 +149,11 @@ async fn pipeline(
     let websocket = checks::is_websocket(&req).then(|| hyper::upgrade::on(&mut req));
     let version = req.version();
     let (parts, body) = req.into_parts();
-    let (body, delivery) = match verified_body(
-        &shared,
-        route,
-        &parts,
-        body,
-        &pending,
-        websocket.is_some(),
-    )
-    .await
-    {
-        Ok(verified) => verified,
-        Err(refusal) => return local(pending, refusal),
-    };
+    let (body, delivery) =
+        match verified_body(&shared, route, &parts, body, &pending, websocket.is_some()).await {
+            Ok(verified) => verified,
+            Err(refusal) => return local(pending, refusal),
+        };
     let mut upstream = match upstream_request(
         &shared,
         &conn,

@@ -48,10 +48,16 @@ pub fn as_upstream_opening(req: &mut Request<ProxyBody>, client_version: Version
 pub async fn open(
     mut pending: Pending,
     client: OnUpgrade,
-    req: Request<ProxyBody>,
+    mut req: Request<ProxyBody>,
     client_version: Version,
 ) -> Response<ObservedBody> {
     let shared = pending.shared.clone();
+    // The client's connection is not idle while the tunnel is open (HTTP/2: it is idle
+    // again once the tunnel closes).
+    let hold = req
+        .extensions_mut()
+        .remove::<crate::idle::Tunnels>()
+        .map(|t| t.hold());
     let mut resp = match send(&shared, req, &pending.req_stats).await {
         Ok(r) => r,
         Err(refusal) => return local(pending, refusal),
@@ -72,14 +78,19 @@ pub async fn open(
         StatusCode::SWITCHING_PROTOCOLS
     };
     pending.status = status.as_u16();
-    tokio::spawn(join(pending, client, upstream));
+    tokio::spawn(join(pending, client, upstream, hold));
     let mut out = Response::new(unobserved());
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
 }
 
-async fn join(mut pending: Pending, client: OnUpgrade, upstream: OnUpgrade) {
+async fn join(
+    mut pending: Pending,
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    _hold: Option<crate::idle::TunnelHold>,
+) {
     let shared = pending.shared.clone();
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,

@@ -1,13 +1,15 @@
 //! Idle connections are cut: no request head in time (on every listener, whatever the
 //! ALPN), an HTTP/2 connection without a stream, keep-alive silence, a client that stops
-//! reading its response. And what is not idle is not cut: a slow but steady reader, a
-//! request waiting for a slow upstream.
+//! reading its response; each cut written as one access event. And what is not idle is
+//! not cut: a slow but steady reader, a request waiting for a slow upstream.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::common::{eventually, stdout, Harness, Opts};
-use crate::rawconn::{big_upstream, h2, harness_for, tcp, tls, wait_closed, Tls, CLIENT_IDLE};
+use crate::rawconn::{
+    access_events, big_upstream, h2, harness_for, tcp, tls, wait_closed, Tls, CLIENT_IDLE,
+};
 
 /// Far enough apart that a cut at the wrong one of the two shows.
 const FAST: &str = "header_read_timeout = \"1s\"\nidle_timeout = \"3s\"";
@@ -313,4 +315,104 @@ fn requests_waiting_for_a_slow_upstream_are_not_idle() {
     );
     assert_eq!(stdout(&h.curl(&["--http2", &h.url("/slow?s=1.6")])), "slow");
     assert_eq!(h.metric(CLIENT_IDLE), 0.0);
+}
+
+/// Every cut is counted and written as one access event, like the parser's refusals:
+/// unrouted, method `-`, status 0 (nothing was answered: the socket was closed),
+/// `reason: "client_idle"`, the client as every event shows it (hashed here). The
+/// metrics listener writes no access events.
+#[test]
+fn each_idle_cut_writes_one_access_event() {
+    let h = Harness::with(Opts {
+        limits: FAST,
+        extra: "level = \"debug\"\nhash_key = \"0123456789abcdef0123456789abcdef\"",
+        ..Opts::default()
+    });
+    assert_eq!(stdout(&h.curl(&[&h.url("/who")])), "ok");
+    let who = || access_events(&h).into_iter().find(|e| e["path"] == "/who");
+    assert!(eventually(5, || who().is_some()), "the request's event");
+    let client = who().unwrap()["client"].clone();
+    assert!(
+        client.as_str().is_some_and(|c| c.starts_with("[client:")),
+        "{client}"
+    );
+
+    let silent = tls(&h, &[b"http/1.1"]);
+    let mut streamless = tls(&h, &[b"h2"]);
+    streamless.write_all(h2::PREFACE).unwrap();
+    streamless
+        .write_all(&h2::frame(h2::SETTINGS, 0, 0, &[]))
+        .unwrap();
+    streamless.flush().unwrap();
+    let mut kept = tls(&h, &[b"http/1.1"]);
+    kept.write_all(b"GET /kept HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    kept.flush().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"ok") {
+        match kept.read(&mut buf) {
+            Ok(0) => panic!("closed before the answer"),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let mut plain = tcp(h.http);
+    plain.write_all(b"GET /ind").unwrap();
+    let metrics = tcp(h.metrics);
+    let since = Instant::now();
+    let conns: Vec<(&str, Box<dyn Read>)> = vec![
+        ("https, silent", Box::new(silent)),
+        ("https, h2 without a stream", Box::new(streamless)),
+        ("https, keep-alive", Box::new(kept)),
+        ("http, partial head", Box::new(plain)),
+        ("metrics, silent", Box::new(metrics)),
+    ];
+    for (what, mut s) in conns {
+        assert!(
+            wait_closed(&mut s, since, secs(8.0)).is_some(),
+            "{what}: not cut"
+        );
+    }
+    assert!(eventually(5, || h.metric(CLIENT_IDLE) == 5.0));
+    let cuts = || {
+        access_events(&h)
+            .into_iter()
+            .filter(|e| e["reason"] == "client_idle")
+            .collect::<Vec<_>>()
+    };
+    assert!(eventually(5, || cuts().len() == 4), "{:#?}", cuts());
+    for e in cuts() {
+        assert_eq!(e["route"], "unrouted", "{e}");
+        assert_eq!(e["method"], "-", "{e}");
+        assert_eq!(e["status"], 0, "{e}");
+        assert_eq!(e["error"], "client_timeout", "{e}");
+        assert_eq!(e["client"], client, "{e}");
+        assert_eq!(e["trace_id"].as_str().map(str::len), Some(32), "{e}");
+    }
+    let mut seen: Vec<(String, String)> = cuts()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+            (s("listener"), s("http_version"))
+        })
+        .collect();
+    seen.sort();
+    let want = [
+        ("http", "http/1.1"),
+        ("https", ""),
+        ("https", "h2"),
+        ("https", "http/1.1"),
+    ];
+    assert_eq!(
+        seen,
+        want.map(|(l, v)| (l.to_owned(), v.to_owned())),
+        "{:#?}",
+        cuts()
+    );
+    // Idle cuts are not requests.
+    assert_eq!(
+        h.metric("clawveil_requests_total{listener=\"https\",method=\"OTHER\",route=\"unrouted\",status_class=\"4xx\"}"),
+        0.0
+    );
 }
