@@ -140,6 +140,10 @@ impl Config {
             let mut t = Table::new();
             t["listen"] = value(e.listen.to_string());
             t["allow"] = strings(e.allow.iter().cloned());
+            t["ports"] = value(e.ports.iter().map(|p| i64::from(*p)).collect::<Array>());
+            t["plain_http"] = value(e.plain_http);
+            t["allow_cidrs"] = strings(e.allow_cidrs.iter().map(ToString::to_string));
+            secret(&mut t, "token", e.token.as_ref());
             let mut targets = ArrayOfTables::new();
             for target in &e.targets {
                 let mut tt = Table::new();
@@ -158,6 +162,7 @@ impl Config {
                     headers.insert(name, Value::from(s.masked()));
                 }
                 tt["inject_headers"] = Item::Value(Value::InlineTable(headers));
+                secret(&mut tt, "client_token", target.client_token.as_ref());
                 if let Some(p) = &target.ca_roots {
                     tt["ca_roots"] = path(p);
                 }

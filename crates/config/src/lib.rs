@@ -19,7 +19,8 @@
 //! - **enforce or refuse**: a documented key that the running binary does not enforce yet
 //!   (`[egress]`, `upstream.fallback`; see [`unsupported_keys`]) is refused with
 //!   [`ErrorKind::NotSupported`] before anything else is checked, never accepted and
-//!   ignored. Its validation code stays, ready for when the key is enforced.
+//!   ignored. Its validation code stays, ready for when the key is enforced: `[egress]`
+//!   is switched on by the one constant `EGRESS_SUPPORTED` in `reference.rs`.
 //!
 //! Relative paths (`tls.cert`, `acme.storage`, `${file:certs/x}`, ...) are kept relative
 //! and so resolve against the current directory of the process, as nginx resolves them

@@ -64,8 +64,9 @@ pub struct Config {
     /// Routes sorted by `path_prefix` length, longest first (so the first match wins).
     /// When the file has none, a single `default` route for `/` with `verify = none`.
     pub routes: Vec<Route>,
-    /// Always `None` from [`parse`](crate::parse) and [`load`](crate::load): `[egress]` is
-    /// refused as "not supported yet" until the egress listener is implemented.
+    /// Present when `[egress]` is in the file. Always `None` from [`parse`](crate::parse)
+    /// and [`load`](crate::load) while `[egress]` is refused as "not supported yet" (until
+    /// the egress listener flips `EGRESS_SUPPORTED` in `reference.rs`).
     pub egress: Option<Egress>,
     /// Insecure file permissions that `LoadOptions::allow_insecure_permissions` let
     /// through (tls.key, `${file:..}` secrets). The binary logs each one loudly.
@@ -327,8 +328,23 @@ pub struct Route {
 pub struct Egress {
     /// Loopback only. Default 127.0.0.1:8089.
     pub listen: SocketAddr,
-    /// Host patterns (`api.dingtalk.com`, `*.dingtalk.com`) that CONNECT may reach, port 443 only.
+    /// Host patterns (`api.dingtalk.com`, `*.dingtalk.com`) that CONNECT may reach, on one
+    /// of `ports`. Lowercase.
     pub allow: Vec<String>,
+    /// Ports CONNECT may reach: non-empty, each 1..=65535, unique, in file order.
+    /// Default `[443]`.
+    pub ports: Vec<u16>,
+    /// Whether absolute-form `http://` requests to allowed hosts are forwarded. Default
+    /// false (refused: TLS everywhere).
+    pub plain_http: bool,
+    /// Exceptions to the refused destination ranges (loopback, private, link-local,
+    /// metadata, ...): an address inside one is connected to anyway. Together they never
+    /// cover every IPv4 address, every IPv6 address, or every IPv4-mapped IPv6 address
+    /// (validated). As written, not truncated (`10.20.0.1/16` stays so).
+    pub allow_cidrs: Vec<ipnet::IpNet>,
+    /// When set, clients must send `Proxy-Authorization: Bearer <token>` (407 otherwise).
+    /// At least 16 characters, no control characters, no surrounding whitespace.
+    pub token: Option<Secret>,
     /// Reverse-proxy targets; requests to `/<name>/...` go to target `name`.
     pub targets: Vec<EgressTarget>,
 }
@@ -350,7 +366,8 @@ named_enum!(FallbackCause { Connect = "connect", Timeout = "timeout", Status5xx 
 pub struct EgressTarget {
     /// Unique; the first path segment that selects this target, and its metric label.
     pub name: String,
-    /// `https://` only.
+    /// `https://` only. The host may be an IP address, a private or loopback one included
+    /// (an internal model gateway): targets are configured, not chosen by the bot.
     pub url: String,
     /// `https://` only; tried per `fallback_on`.
     pub fallback: Option<String>,
@@ -364,6 +381,11 @@ pub struct EgressTarget {
     pub models: Vec<String>,
     /// Header name → value template (may contain secrets), sorted by name.
     pub inject_headers: Vec<(String, Secret)>,
+    /// When set, the bot must present it as `Authorization: Bearer <token>` or
+    /// `x-api-key: <token>`; it is swapped for the injected key. At least 16 characters,
+    /// no control characters, no surrounding whitespace, and not contained in any
+    /// `inject_headers` value (validated).
+    pub client_token: Option<Secret>,
     /// Extra PEM roots trusted for this target (in addition to the system roots).
     pub ca_roots: Option<PathBuf>,
 }

@@ -146,6 +146,11 @@ pub(crate) struct RawRoute {
 pub(crate) struct RawEgress {
     pub listen: Option<String>,
     pub allow: Option<Vec<String>>,
+    /// `i64` so that 0, negative and too-large ports get a range error naming the key.
+    pub ports: Option<Vec<i64>>,
+    pub plain_http: Option<bool>,
+    pub allow_cidrs: Option<Vec<String>>,
+    pub token: Option<String>,
     pub target: Option<Vec<RawTarget>>,
 }
 
@@ -160,5 +165,6 @@ pub(crate) struct RawTarget {
     pub response_timeout: Option<String>,
     pub models: Option<Vec<String>>,
     pub inject_headers: Option<BTreeMap<String, String>>,
+    pub client_token: Option<String>,
     pub ca_roots: Option<String>,
 }

@@ -83,10 +83,27 @@ impl SectionDoc {
             ..self
         }
     }
+
+    /// Marks the section as not enforced yet unless `supported`.
+    const fn not_yet_unless(self, supported: bool, not_yet: NotYet) -> Self {
+        if supported {
+            self
+        } else {
+            self.not_yet(not_yet)
+        }
+    }
 }
 
 const REQUIRED: &str = "required";
 const NONE: &str = "unset";
+
+/// **The switch for `[egress]`.** While false, `[egress]` and `[[egress.target]]` (every
+/// key in them) are refused by [`parse`](crate::parse) as "not supported yet" and left out
+/// of the README reference; their validation runs only in this crate's tests (through
+/// `parse_unsupported`). The egress listener flips it to true when it lands: nothing else
+/// in this crate needs to change (its tests follow the switch), then regenerate the
+/// README with `UPDATE_README=1 cargo test -p clawveil --test integration readme`.
+pub(crate) const EGRESS_SUPPORTED: bool = false;
 
 const EGRESS: NotYet = NotYet {
     what: "the egress listener is not implemented in this version",
@@ -178,21 +195,27 @@ pub(crate) static SECTIONS: &[SectionDoc] = &[
         k("allowed_origins", "[string]", "[] (any)", "WebSocket upgrades whose `Origin` is not listed get 403 (cross-site WebSocket hijacking). Empty: any. Each `https://host[:port]` or `http://host[:port]`, without path or trailing slash; compared in lowercase, a default port (`:443`, `:80`) dropped."),
         k("allow_trace", "bool", "`false`", "TRACE is refused with 405 unless true."),
     ]),
+    // `[[egress.target]]` follows `[egress]`: a sub-table of a refused table is refused.
     table("egress", "Bot → model gateway: plain HTTP on loopback in, verified HTTPS out.", &[
         k("listen", "address", "`127.0.0.1:8089`", "Loopback only."),
-        k("allow", "[string]", "[]", "Hosts CONNECT tunnels may reach (`api.dingtalk.com`, `*.dingtalk.com`), port 443 only."),
-    ]).not_yet(EGRESS),
+        k("allow", "[string]", "[]", "Hosts CONNECT tunnels may reach (`api.dingtalk.com`, `*.dingtalk.com`), on one of `ports`."),
+        k("ports", "[integer]", "`[443]`", "Ports CONNECT may reach. Non-empty; each from 1 to 65535, unique."),
+        k("plain_http", "bool", "`false`", "Forward absolute-form `http://` requests to allowed hosts; refused by default (TLS everywhere)."),
+        k("allow_cidrs", "[CIDR]", "[]", "Exceptions to the refused destination ranges (loopback, private, link-local, cloud metadata, ...), e.g. `10.20.0.0/16` for an internal service. Entries that together cover every IPv4 or IPv6 address (`0.0.0.0/0`, `::/0`, or all of the IPv4-mapped `::ffff:0:0/96`) are refused: they would switch the address checks off."),
+        k("token", "secret", NONE, "Clients must send `Proxy-Authorization: Bearer <token>` (407 otherwise). At least 16 characters (`openssl rand -hex 32`)."),
+    ]).not_yet_unless(EGRESS_SUPPORTED, EGRESS),
     array("egress.target", "Reverse-proxy targets: requests to `/<name>/...` go to target `name`.", &[
         k("name", "string", REQUIRED, "Unique; letters, digits, `-`, `_`, `.`."),
-        k("url", "URL", REQUIRED, "`https://` only."),
+        k("url", "URL", REQUIRED, "`https://` only. The host may be an IP address, a private or loopback one included (an internal model gateway)."),
         k("fallback", "URL", NONE, "`https://` only; tried per `fallback_on`."),
         k("fallback_on", "[\"connect\" | \"timeout\" | \"5xx\"]", "`[\"connect\", \"timeout\"]`", "What sends a request to the fallback."),
         k("connect_timeout", "duration", "`2s`", "Time to connect (TCP and TLS)."),
         k("response_timeout", "duration", "`120s`", "Until response headers arrive."),
         k("models", "[string]", "[]", "Allow-list for the `model` metric label; others are `other`."),
         k("inject_headers", "table", "{}", "Header name → value (may contain secrets), e.g. `{ Authorization = \"Bearer ${file:/run/secrets/model_key}\" }`: the bot never holds the key."),
+        k("client_token", "secret", NONE, "The bot must present it as `Authorization: Bearer <token>` or `x-api-key: <token>`; it is replaced by the injected key. At least 16 characters (`openssl rand -hex 32`), and not the injected key itself."),
         k("ca_roots", "path", NONE, "Extra PEM roots for this target (in addition to the system roots)."),
-    ]).not_yet(EGRESS),
+    ]),
 ];
 
 /// The section named `name` (indices dropped: `route`, `egress.target`).
@@ -339,6 +362,7 @@ pub(crate) fn expected_type(path: &str) -> String {
         "string" | "path" | "URL" | "secret" => "a string".to_owned(),
         "bool" => "true or false".to_owned(),
         "integer" => "an integer".to_owned(),
+        "[integer]" => "an array of integers, e.g. [443]".to_owned(),
         "table" => "an inline table of strings, e.g. { Name = \"value\" }".to_owned(),
         ty if ty.starts_with('[') => format!("an array of strings ({ty})"),
         ty => format!("a string, one of {ty}"),
@@ -459,12 +483,35 @@ mod tests {
         }
         assert!(md.contains("### `[[route]]`") && md.contains("### `[listen]`"));
         assert!(md.contains("\\|"), "pipes in types are escaped");
-        assert!(!md.contains("### `[egress]`") && !md.contains("### `[[egress.target]]`"));
-        assert!(!md.contains("| `fallback` |") && !md.contains("| `inject_headers` |"));
-        assert!(
-            md.contains("refused at load rather than ignored: `upstream.fallback`, `[egress]`."),
-            "{md}"
-        );
+        let egress_keys = [
+            "| `inject_headers` |",
+            "| `ports` | [integer] | `[443]` |",
+            "| `plain_http` | bool | `false` |",
+            "| `client_token` | secret |",
+            "`openssl rand -hex 32`",
+        ];
+        if EGRESS_SUPPORTED {
+            assert!(md.contains("### `[egress]`") && md.contains("### `[[egress.target]]`"));
+            for row in egress_keys {
+                assert!(md.contains(row), "{row}");
+            }
+            assert!(
+                md.contains("refused at load rather than ignored: `upstream.fallback`."),
+                "{md}"
+            );
+        } else {
+            assert!(!md.contains("### `[egress]`") && !md.contains("### `[[egress.target]]`"));
+            for row in &egress_keys[..4] {
+                assert!(!md.contains(row), "{row}");
+            }
+            assert!(
+                md.contains(
+                    "refused at load rather than ignored: `upstream.fallback`, `[egress]`."
+                ),
+                "{md}"
+            );
+        }
+        assert!(!md.contains("| `fallback` | URL | unset | A second upstream"));
     }
 
     #[test]
@@ -486,23 +533,37 @@ mod tests {
         ] {
             assert!(supported.iter().any(|k| k == key), "{key}");
         }
-        assert!(!supported
-            .iter()
-            .any(|k| k.starts_with("egress") || k == "upstream.fallback"));
-        for key in [
-            "upstream.fallback",
+        assert!(!supported.iter().any(|k| k == "upstream.fallback"));
+        assert!(unsupported.iter().any(|k| k == "upstream.fallback"));
+        let egress = [
             "egress.listen",
             "egress.allow",
+            "egress.ports",
+            "egress.plain_http",
+            "egress.allow_cidrs",
+            "egress.token",
             "egress.target.url",
             "egress.target.inject_headers",
-        ] {
-            assert!(unsupported.iter().any(|k| k == key), "{key}");
+            "egress.target.client_token",
+        ];
+        let (on, off) = if EGRESS_SUPPORTED {
+            (&supported, &unsupported)
+        } else {
+            (&unsupported, &supported)
+        };
+        for key in egress {
+            assert!(on.iter().any(|k| k == key), "{key}");
         }
+        assert!(!off.iter().any(|k| k.starts_with("egress")), "{off:?}");
         assert!(unsupported
             .iter()
             .all(|k| k.starts_with("egress.") || k == "upstream.fallback"));
         let refused: Vec<String> = refused().map(|(path, _)| path).collect();
-        assert_eq!(refused, ["upstream.fallback", "egress"]);
+        if EGRESS_SUPPORTED {
+            assert_eq!(refused, ["upstream.fallback"]);
+        } else {
+            assert_eq!(refused, ["upstream.fallback", "egress"]);
+        }
     }
 
     #[test]
@@ -516,8 +577,30 @@ mod tests {
             ["url", "connect_timeout", "response_timeout"]
         );
         assert!(valid_keys("redact").contains(&"rule"));
-        assert!(!valid_keys("").contains(&"egress") && valid_keys("").contains(&"route"));
-        assert!(valid_keys("egress").is_empty() && valid_keys("egress.target").is_empty());
+        assert!(valid_keys("").contains(&"route"));
+        if EGRESS_SUPPORTED {
+            assert!(valid_keys("").contains(&"egress"));
+            assert_eq!(
+                valid_keys("egress"),
+                [
+                    "listen",
+                    "allow",
+                    "ports",
+                    "plain_http",
+                    "allow_cidrs",
+                    "token",
+                    "target"
+                ]
+            );
+            assert!(valid_keys("egress.target").contains(&"client_token"));
+        } else {
+            assert!(!valid_keys("").contains(&"egress"));
+            assert!(valid_keys("egress").is_empty() && valid_keys("egress.target").is_empty());
+        }
+        assert_eq!(
+            expected_type("egress.ports"),
+            "an array of integers, e.g. [443]"
+        );
         assert!(expected_type("limits.max_body").contains("16KiB"));
         assert!(expected_type("route").contains("[[route]]"));
         assert_eq!(heading(""), "the top level");

@@ -20,6 +20,18 @@ pub const FULL: &str = include_str!("../full.toml");
 /// `[egress]` and `upstream.fallback`, refused as "not supported yet".
 pub const EGRESS: &str = include_str!("../egress.toml");
 
+/// The design contract's `[egress]` section with every optional key set.
+pub const EGRESS_EXAMPLE: &str = include_str!("../egress_example.toml");
+
+/// Whether `[egress]` is enforced: the one switch, `EGRESS_SUPPORTED` in the crate's
+/// `reference.rs`. The tests of its refusal follow it, so flipping the switch needs no
+/// other change here.
+pub fn egress_supported() -> bool {
+    clawveil_config::supported_keys()
+        .iter()
+        .any(|k| k == "egress.listen")
+}
+
 /// Secret values the full config resolves to; none may ever appear in output.
 pub const SECRET_VALUES: &[(&str, &str)] = &[
     ("ACME_EAB_KID", "kid-1234567890"),
