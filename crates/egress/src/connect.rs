@@ -86,6 +86,14 @@ impl ForwardProxy {
         result.unwrap_or_else(|(refusal, detail)| self.refuse(&ev, refusal, detail))
     }
 
+    /// A request meant for a target that is not configured (origin-form, or
+    /// absolute-form to the listener itself): refused like any request the forward
+    /// proxy has nothing to forward to.
+    pub(crate) fn no_such_target(&self, method: &Method) -> Response<ProxyBody> {
+        let ev = Event::new(method_label(method.as_str()));
+        self.refuse(&ev, Refusal::EgressDenied, Detail::NotProxyRequest)
+    }
+
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Detail> {
         let Some(token) = &self.policy.token else {
             return Ok(());

@@ -22,7 +22,8 @@ pub enum Detail {
     TokenWrong,
     /// A request target without a valid host and port.
     BadTarget,
-    /// An origin-form request: nothing to forward it to (model targets come later).
+    /// An origin-form request (or absolute-form to the listener itself) whose first
+    /// path segment names no target: nothing to forward it to.
     NotProxyRequest,
     /// Absolute-form with a scheme other than `http`.
     SchemeNotAllowed,

@@ -87,7 +87,7 @@ pub(crate) async fn forward(
 }
 
 /// Drops the headers meant for one hop only, and those `Connection` names.
-fn strip_hop_by_hop(h: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()

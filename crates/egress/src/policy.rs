@@ -1,6 +1,5 @@
-//! The forward proxy's settings, in one struct of its own: the `[egress]` keys the
-//! issue adds (`ports`, `allow_cidrs`, `token`, `plain_http`) are not in the config
-//! crate's model yet, so the binary fills them in when it wires the listener.
+//! The forward proxy's settings, in one struct of its own: `[egress]`'s forward-proxy
+//! keys and the `[limits]` the listener uses, or defaults for tests.
 
 use std::time::Duration;
 
@@ -50,10 +49,15 @@ impl ForwardPolicy {
         }
     }
 
-    /// From what the config crate models today: `egress.allow`, and the tunnel idle
-    /// timeout, header timeout and drain time of `[limits]`; the rest at defaults.
+    /// `egress.allow`, `ports`, `allow_cidrs`, `token` and `plain_http`, and the tunnel
+    /// idle timeout, header timeout and drain time of `[limits]`; the connect and
+    /// response timeouts at their defaults.
     pub fn from_config(egress: &Egress, limits: &Limits) -> ForwardPolicy {
         ForwardPolicy {
+            ports: egress.ports.clone(),
+            allow_cidrs: egress.allow_cidrs.clone(),
+            token: egress.token.clone(),
+            plain_http: egress.plain_http,
             idle_timeout: limits.tunnel_idle_timeout,
             header_timeout: limits.header_read_timeout,
             drain: limits.drain_timeout,

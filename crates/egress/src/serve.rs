@@ -1,6 +1,6 @@
-//! The egress listener: loopback only, HTTP/1.1 (the forward-proxy protocol), and a
-//! drain on shutdown: no new connections, in-flight requests and open tunnels get
-//! `drain` to finish, then they are closed.
+//! The egress listener: loopback only, HTTP/1.1 (the forward-proxy protocol, and what
+//! the bot speaks to its model targets), and a drain on shutdown: no new connections,
+//! in-flight requests and open tunnels get `drain` to finish, then they are closed.
 
 use std::convert::Infallible;
 use std::io;
@@ -14,6 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::connect::ForwardProxy;
+use crate::service::Egress;
+use crate::targets::Targets;
 
 /// The largest request head the listener reads.
 const MAX_HEAD: usize = 64 * 1024;
@@ -30,18 +32,34 @@ pub async fn bind_loopback(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 impl ForwardProxy {
+    /// Serves the forward proxy alone (no targets) on `listener`: see [`Egress::serve`].
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let own = match listener.local_addr() {
+            Ok(addr) => addr,
+            Err(e) => {
+                tracing::error!(target: "clawveil::egress", error = %e, "egress listener has no address");
+                return;
+            }
+        };
+        Egress::new(self, Arc::new(Targets::default()), own)
+            .serve(listener)
+            .await;
+    }
+}
+
+impl Egress {
     /// Accepts connections until shutdown, then waits until every connection and
     /// tunnel has ended (each is bounded by the drain time).
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let stopping = crate::tunnel::stopping(self.shutdown.clone());
+        let stopping = crate::tunnel::stopping(self.forward.shutdown.clone());
         tokio::pin!(stopping);
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         let _ = stream.set_nodelay(true);
-                        let proxy = self.clone();
-                        tokio::spawn(async move { proxy.serve_connection(stream).await });
+                        let egress = self.clone();
+                        tokio::spawn(async move { egress.serve_connection(stream).await });
                     }
                     // Out of file descriptors and the like: back off, keep serving.
                     Err(e) => {
@@ -53,7 +71,7 @@ impl ForwardProxy {
             }
         }
         drop(listener);
-        self.tracker.wait_closed().await;
+        self.forward.tracker.wait_closed().await;
     }
 
     /// Serves one client connection.
@@ -61,24 +79,25 @@ impl ForwardProxy {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let _guard = self.tracker.enter();
-        let proxy = self.clone();
+        let proxy = &self.forward;
+        let _guard = proxy.tracker.enter();
+        let egress = self.clone();
         let service = service_fn(move |req| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req).await) }
+            let egress = egress.clone();
+            async move { Ok::<_, Infallible>(egress.handle(req).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.policy.header_timeout)
+            .header_read_timeout(proxy.policy.header_timeout)
             .max_buf_size(MAX_HEAD)
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         tokio::pin!(conn);
         tokio::select! {
             _ = conn.as_mut() => return,
-            () = crate::tunnel::stopping(self.shutdown.clone()) => {}
+            () = crate::tunnel::stopping(proxy.shutdown.clone()) => {}
         }
         conn.as_mut().graceful_shutdown();
-        let _ = tokio::time::timeout(self.policy.drain, conn).await;
+        let _ = tokio::time::timeout(proxy.policy.drain, conn).await;
     }
 }

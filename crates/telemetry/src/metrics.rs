@@ -138,6 +138,12 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
+/// Model calls: from a fast cached answer (50 ms) to a long generation (5 minutes).
+const MODEL_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
+    180.0, 240.0, 300.0,
+];
+
 /// Every metric family clawveil exports.
 pub struct Metrics {
     registry: Registry,
@@ -147,6 +153,7 @@ pub struct Metrics {
     pub upstream_timeouts: IntCounterVec,
     pub fallbacks: IntCounterVec,
     pub model_duration: HistogramVec,
+    pub model_first_byte: HistogramVec,
     pub fail_closed: IntCounterVec,
     pub tls_handshakes: IntCounterVec,
     pub cert_expiry: GaugeVec,
@@ -215,7 +222,16 @@ impl Builder {
         help: &'static str,
         labels: &[&str],
     ) -> HistogramVec {
-        let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+        self.histogram_with(name, help, labels, LATENCY_BUCKETS)
+    }
+    fn histogram_with(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[&str],
+        buckets: &[f64],
+    ) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
         let m = HistogramVec::new(opts, labels).expect("valid metric");
         self.registry
             .register(Box::new(m.clone()))
@@ -257,10 +273,17 @@ impl Metrics {
             "Requests retried on the fallback target.",
             &["target", "cause"],
         );
-        let model_duration = b.histogram(
+        let model_duration = b.histogram_with(
             "clawveil_model_request_duration_seconds",
-            "Egress latency per model.",
+            "Egress latency per model, request start to last byte.",
             &["target", "model"],
+            MODEL_BUCKETS,
+        );
+        let model_first_byte = b.histogram_with(
+            "clawveil_model_first_byte_seconds",
+            "Egress time to the first response byte, per model.",
+            &["target", "model"],
+            MODEL_BUCKETS,
         );
         let fail_closed = b.counter(
             "clawveil_fail_closed_total",
@@ -345,6 +368,7 @@ impl Metrics {
             upstream_timeouts,
             fallbacks,
             model_duration,
+            model_first_byte,
             fail_closed,
             tls_handshakes,
             cert_expiry,
@@ -397,6 +421,37 @@ mod tests {
         }
         assert!(text.contains("clawveil_build_info{version=\"0.0.0-test\"} 1"));
         assert!(text.contains("clawveil_fail_closed_total{reason=\"plaintext_refused\"} 0"));
+    }
+
+    #[test]
+    fn model_histograms_span_fast_answers_to_long_generations() {
+        let m = Metrics::new("0.0.0-test");
+        m.model_duration
+            .with_label_values(&["models", "qwen-max"])
+            .observe(200.0);
+        m.model_first_byte
+            .with_label_values(&["models", "qwen-max"])
+            .observe(0.04);
+        let text = m.encode();
+        let bucket = |name: &str, le: &str| {
+            format!("{name}_bucket{{model=\"qwen-max\",target=\"models\",le=\"{le}\"}}")
+        };
+        for name in [
+            "clawveil_model_request_duration_seconds",
+            "clawveil_model_first_byte_seconds",
+        ] {
+            assert!(text.contains(&bucket(name, "0.05")), "{name}");
+            assert!(text.contains(&bucket(name, "300")), "{name}");
+            assert!(!text.contains(&bucket(name, "0.001")), "{name}");
+        }
+        assert!(text.contains(&format!(
+            "{} 1",
+            bucket("clawveil_model_request_duration_seconds", "240")
+        )));
+        assert!(text.contains(&format!(
+            "{} 1",
+            bucket("clawveil_model_first_byte_seconds", "0.05")
+        )));
     }
 
     #[test]
