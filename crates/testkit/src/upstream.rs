@@ -3,6 +3,11 @@
 //! Routes: `/sha` (hex SHA-256 of the body), `/echo` (the body back, same content
 //! type), `/slow?s=N` (answers after N seconds), `/sse` (5 events, 200 ms apart),
 //! `/status/N` (status N, with a body that must never be logged), anything else `ok`.
+//! Faults, for tests of what the proxy makes of a bot that misbehaves: `/fault/reset…`
+//! (the connection is closed without an answer), `/fault/cut…` (a `200` declaring
+//! 100,000 bytes, then 1,000 of them and the connection closed), `/fault/endless…` (a
+//! `200` whose body does not end before `?n=N` bytes, default 1 GiB, for clients that
+//! stop reading); any other path under `/fault/` is `ok`.
 //! Every request is recorded with its method, target, headers and body length.
 
 use std::convert::Infallible;
@@ -108,10 +113,23 @@ fn full(status: StatusCode, ctype: &str, body: impl Into<Bytes>) -> Response<Out
         .unwrap()
 }
 
+/// What `/fault/reset` answers: hyper closes the connection without writing anything
+/// when the service fails.
+#[derive(Debug)]
+struct Reset;
+
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("test upstream: connection reset on purpose")
+    }
+}
+
+impl std::error::Error for Reset {}
+
 async fn answer(
     records: Arc<Mutex<Vec<Recorded>>>,
     req: Request<Incoming>,
-) -> Result<Response<Out>, Infallible> {
+) -> Result<Response<Out>, Reset> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -140,6 +158,9 @@ async fn answer(
     });
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
+    if let Some(fault) = path.strip_prefix("/fault/") {
+        return fault_answer(fault, query);
+    }
     Ok(if path.ends_with("/sha") {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
         let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
@@ -191,6 +212,63 @@ async fn answer(
     } else {
         full(StatusCode::OK, "text/plain", "ok")
     })
+}
+
+/// The `/fault/` routes (see the module documentation).
+fn fault_answer(fault: &str, query: &str) -> Result<Response<Out>, Reset> {
+    if fault.starts_with("reset") {
+        return Err(Reset);
+    }
+    if fault.starts_with("cut") {
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let _ = tx.send(Bytes::from_static(&[b'c'; 1000])).await;
+            // Long enough for the head and the first bytes to be flushed; then the
+            // body ends 99,000 bytes short and hyper closes the connection.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        });
+        return Ok(Response::builder()
+            .header("content-type", "application/octet-stream")
+            .header("content-length", "100000")
+            .body(ChannelBody(rx).boxed())
+            .unwrap());
+    }
+    if fault.starts_with("endless") {
+        let left = query
+            .strip_prefix("n=")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1u64 << 30);
+        return Ok(Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Endless { left }.boxed())
+            .unwrap());
+    }
+    Ok(full(StatusCode::OK, "text/plain", "ok"))
+}
+
+/// `left` bytes of `z`, in 64 KiB frames, produced as fast as they are taken.
+struct Endless {
+    left: u64,
+}
+
+impl Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        static CHUNK: [u8; 64 * 1024] = [b'z'; 64 * 1024];
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.left.min(CHUNK.len() as u64);
+        self.left -= n;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+            &CHUNK[..n as usize],
+        )))))
+    }
 }
 
 /// A body fed from a channel, so events leave as they are produced.

@@ -23,6 +23,7 @@ mod readme;
 mod reload;
 mod setup;
 mod shutdown;
+mod soak;
 mod timeouts;
 mod tls;
 mod websocket;
