@@ -40,6 +40,10 @@ pub fn check(args: &ConfigArgs) -> ExitCode {
         eprintln!("clawveil: invalid configuration: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
+    if let Err(e) = clawveil_egress::check(&cfg) {
+        eprintln!("clawveil: invalid configuration: [egress]: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     if cfg.tls.mode == TlsMode::Files {
         if let Err(e) = clawveil_tls::LoadedCert::from_files(
             &cfg.tls.cert,
@@ -154,6 +158,7 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
     ));
     let token_reader = token.clone();
     let (reload_tx, reload_rx) = watch::channel(0u64);
+    let reload_rx_egress = reload_rx.clone();
     let rt = Runtime {
         config: cfg.clone(),
         metrics: metrics.clone(),
@@ -182,6 +187,15 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
         "clawveil listening"
     );
 
+    // The bot's way out: model targets and the forward proxy, on loopback.
+    let egress = match clawveil_egress::EgressSettings::from_config(&cfg) {
+        Some(settings) => Some(
+            clawveil_egress::start(settings, metrics.clone(), stop_rx.clone(), reload_rx_egress)
+                .await
+                .context("egress")?,
+        ),
+        None => None,
+    };
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -204,6 +218,9 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
     tracing::info!(drain_timeout = ?cfg.limits.drain_timeout, "shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(true);
     server.await.context("server task")??;
+    if let Some(e) = egress {
+        e.stopped().await;
+    }
     if let Some(task) = acme_task {
         // Releases the storage lock.
         let _ = task.await;

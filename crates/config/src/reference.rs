@@ -103,7 +103,7 @@ const NONE: &str = "unset";
 /// `parse_unsupported`). The egress listener flips it to true when it lands: nothing else
 /// in this crate needs to change (its tests follow the switch), then regenerate the
 /// README with `UPDATE_README=1 cargo test -p clawveil --test integration readme`.
-pub(crate) const EGRESS_SUPPORTED: bool = false;
+pub(crate) const EGRESS_SUPPORTED: bool = true;
 
 const EGRESS: NotYet = NotYet {
     what: "the egress listener is not implemented in this version",

@@ -57,5 +57,5 @@ pub use event::{Detail, EgressMetrics, UPSTREAM_LABEL};
 pub use policy::ForwardPolicy;
 pub use serve::bind_loopback;
 pub use service::Egress;
-pub use start::{start, EgressError, EgressSettings, Running};
+pub use start::{check, start, EgressError, EgressSettings, Running};
 pub use targets::{TargetError, TargetErrorKind, Targets, REPLAY_BUFFER};

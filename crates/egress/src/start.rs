@@ -84,6 +84,23 @@ impl Running {
     }
 }
 
+/// Checks what only the egress listener knows about (`clawveil check` runs it): host
+/// patterns, target URLs, `ca_roots`, secrets. Binds nothing.
+pub fn check(cfg: &Config) -> Result<(), EgressError> {
+    let Some(settings) = EgressSettings::from_config(cfg) else {
+        return Ok(());
+    };
+    let metrics = Arc::new(Metrics::new("check"));
+    let (_stop, shutdown) = watch::channel(false);
+    ForwardProxy::new(
+        settings.forward,
+        EgressMetrics::new(metrics.clone()),
+        shutdown,
+    )?;
+    Targets::with_replay_buffer(&settings.targets, settings.replay_buffer, metrics)?;
+    Ok(())
+}
+
 /// Starts the egress listener: the forward proxy and the model targets on
 /// `settings.listen`. Fails before binding when a target cannot be set up (a bad URL,
 /// unreadable `ca_roots` or secrets, no usable roots). `shutdown` turning true (or its

@@ -68,6 +68,22 @@ const ENFORCED: &[(&str, &str)] = &[
     ("route.event_owner_key", "clawveil/tests/it/dingtalk_event.rs::signed_pushes_are_forwarded_and_tampered_ones_refused"),
     ("route.allowed_origins", "clawveil/tests/it/websocket.rs::upgrades_the_route_refuses_never_reach_the_bot"),
     ("route.allow_trace", "clawveil/tests/it/methods.rs::trace_is_405_unless_the_route_allows_it"),
+    ("egress.listen", "egress/tests/forward/refusals.rs::the_listener_binds_only_to_loopback"),
+    ("egress.allow", "egress/tests/forward/refusals.rs::ports_and_names_outside_the_lists_are_refused_before_any_lookup"),
+    ("egress.ports", "egress/tests/forward/refusals.rs::ports_and_names_outside_the_lists_are_refused_before_any_lookup"),
+    ("egress.plain_http", "egress/tests/forward/tunnels.rs::absolute_form_is_refused_by_default_and_forwarded_only_when_allowed"),
+    ("egress.allow_cidrs", "egress/tests/forward/tunnels.rs::connect_tunnels_to_a_local_echo_server_admitted_by_allow_cidrs"),
+    ("egress.token", "egress/tests/forward/refusals.rs::a_missing_or_wrong_token_gets_407"),
+    ("egress.target.name", "egress/tests/targets/routing.rs::a_name_no_target_has_is_refused"),
+    ("egress.target.url", "egress/tests/targets/exchange.rs::a_plain_request_arrives_intact_with_the_injected_key_and_never_the_bots"),
+    ("egress.target.fallback", "egress/tests/targets/fallback.rs::a_primary_that_cannot_be_reached_falls_back_and_is_counted"),
+    ("egress.target.fallback_on", "egress/tests/targets/fallback.rs::a_primary_5xx_falls_back_only_when_configured_and_otherwise_passes_intact"),
+    ("egress.target.connect_timeout", "egress/tests/targets/fallback.rs::a_primary_that_cannot_be_reached_falls_back_and_is_counted"),
+    ("egress.target.response_timeout", "egress/tests/targets/fallback.rs::a_primary_that_does_not_answer_in_time_falls_back_and_counts_a_timeout"),
+    ("egress.target.models", "egress/tests/targets/exchange.rs::models_off_the_list_are_labelled_other_and_their_names_go_nowhere"),
+    ("egress.target.inject_headers", "egress/tests/targets/exchange.rs::a_plain_request_arrives_intact_with_the_injected_key_and_never_the_bots"),
+    ("egress.target.client_token", "egress/tests/targets/exchange.rs::the_client_token_is_required_counted_and_swapped_for_the_key"),
+    ("egress.target.ca_roots", "egress/tests/targets/tls.rs::a_self_signed_certificate_listed_in_ca_roots_is_trusted_for_its_names_only"),
 ];
 
 fn crates_dir() -> PathBuf {
