@@ -29,7 +29,11 @@ pub(crate) fn redact<'a>(
                 match sensitive {
                     Some(crate::Sensitive { rule, hashable, .. }) if vs < b => {
                         report.record(rule, eng.rule_name(rule), base + vs, b - vs);
-                        out.replace(vs, b, |o| eng.write_token(o, rule, &q[vs..b], hashable));
+                        // The tag is keyed on the value, not its encoding: the same id
+                        // gets the same tag here and in a JSON body.
+                        let value = decode(&q[vs..b]);
+                        let value = std::str::from_utf8(&value).unwrap_or(&q[vs..b]);
+                        out.replace(vs, b, |o| eng.write_token(o, rule, value, hashable));
                     }
                     _ => {
                         component(eng, &mut out, q, a, ne, base, &mut hits, report);
@@ -141,6 +145,31 @@ mod tests {
     fn red(q: &str) -> String {
         let eng = Engine::new(&EngineConfig::default()).unwrap();
         redact(&eng, q, 0, &mut Report::new()).into_owned()
+    }
+
+    #[test]
+    fn a_percent_encoded_id_gets_the_tag_of_its_decoded_value() {
+        let eng = Engine::new(&EngineConfig {
+            hash_key: Some(b"a key of sixteen+ bytes".to_vec()),
+            ..Default::default()
+        })
+        .unwrap();
+        let query = |q: &str| eng.redact_query(q, &mut Report::new()).into_owned();
+        let encoded = query("conversationId=cid%2FAbc%3D%3D");
+        let tag = &encoded["conversationId=".len()..];
+        assert!(tag.starts_with("[dingtalk:"), "{encoded}");
+        let body = br#"{"conversationId":"cid/Abc=="}"#;
+        let sample = eng.redact_body(
+            body,
+            Some("application/json"),
+            None,
+            4096,
+            &mut Report::new(),
+        );
+        let crate::BodySample::Redacted { text, .. } = sample else {
+            panic!("{sample:?}")
+        };
+        assert!(text.contains(tag), "{text} has not the query's tag {tag}");
     }
 
     #[test]
