@@ -183,13 +183,14 @@ fn value(
             b != q && b != b'\\' && b != b'\n' && b != b'\r' && !(json && b == b'"')
         })
     } else {
-        run(hay, v, |b| {
+        let l = run(hay, v, |b| {
             b > b' '
                 && !matches!(
                     b,
                     b',' | b';' | b'&' | b'"' | b'\'' | b'<' | b'>' | b')' | b'}' | b']' | b'\\'
                 )
-        })
+        });
+        cjk_punctuation(&hay[v..v + l]).unwrap_or(l)
     };
     if !any_value {
         l -= hay[v..v + l]
@@ -205,6 +206,20 @@ fn value(
         l >= MIN_SECRET && looks_random(val)
     };
     ok.then(|| Hit::new(v, v + l, rule, hashable))
+}
+
+/// Where the first full-width comma, stop, semicolon or colon (or the ideographic
+/// comma) is in `s`: Chinese text separates `password=x，user: y` with them, and a
+/// value never contains one.
+fn cjk_punctuation(s: &[u8]) -> Option<usize> {
+    const MARKS: [[u8; 3]; 5] = [
+        [0xEF, 0xBC, 0x8C], // ，
+        [0xEF, 0xBC, 0x9B], // ；
+        [0xEF, 0xBC, 0x9A], // ：
+        [0xE3, 0x80, 0x82], // 。
+        [0xE3, 0x80, 0x81], // 、
+    ];
+    s.windows(3).position(|w| MARKS.iter().any(|m| m == w))
 }
 
 /// `?name=value` / `&name=value` (also after `;`, `#`, a JSON-escaped `\u0026`
@@ -235,6 +250,7 @@ fn url_param(hay: &[u8], mut s: usize, e: usize) -> Option<Hit> {
     let l = run(hay, v, |b| {
         !matches!(b, b'&' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'\\') && b > b' '
     });
+    let l = cjk_punctuation(&hay[v..v + l]).unwrap_or(l);
     (l > 0).then(|| Hit::new(v, v + l, URL_SECRET, false))
 }
 

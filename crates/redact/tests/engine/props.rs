@@ -100,11 +100,11 @@ const ID_NAMES: &[&str] = &[
     "mobile",
 ];
 
-/// `name<sep>value` with an identifier-like value (see the `identifier` rule:
-/// a digit, or a DingTalk id prefix): `(text, value)`.
+/// `name<sep>value` with an identifier-like value (see the `identifier` rule: at
+/// least 4 characters, with a digit or a DingTalk id prefix): `(text, value)`.
 fn named_id() -> impl Strategy<Value = (String, String)> {
     let value = prop_oneof![
-        "[a-z]{2,8}[0-9]{1,6}",
+        "[a-z]{3,8}[0-9]{1,6}",
         "0[0-9]{6,17}",
         "[A-Za-z0-9]{3,10}[0-9][A-Za-z0-9+/]{0,12}={0,2}",
         "ding[0-9a-f]{16}",

@@ -389,3 +389,21 @@ fn every_rule_has_a_test_here() {
         ]
     );
 }
+
+/// Chinese text separates fields with full-width punctuation: a value ends there, so the
+/// field after it is still seen (found by the planted-identifier proptest).
+#[test]
+fn values_end_at_full_width_punctuation() {
+    for text in [
+        "password=s3cretValue9，user: manager4711",
+        "https://oapi.dingtalk.com/robot/send?access_token=a00a0a0aa，user: manager4711",
+        "password=s3cretValue9。uid=manager4711",
+    ] {
+        let out = red(text);
+        assert!(!out.contains("manager4711"), "{out}");
+        assert!(
+            !out.contains("s3cretValue9") && !out.contains("a00a0a0aa"),
+            "{out}"
+        );
+    }
+}
