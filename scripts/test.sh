@@ -22,8 +22,8 @@ need openssl openssl
 need python3 python3
 need pebble pebble
 need pebble-challtestsrv pebble
-# The official openai SDK and websockets drive the egress tests and the acceptance checks.
-python3 -c 'import openai, websockets' 2>/dev/null || python3 -m pip install -q openai websockets
+# The official openai SDK, websockets and the DingTalk Stream SDK drive the egress tests and the acceptance checks.
+python3 -c 'import openai, dingtalk_stream, websockets; assert int(websockets.__version__.split(".")[0]) >= 15' 2>/dev/null || python3 -m pip install -q openai 'websockets>=15' dingtalk-stream
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 filter=()

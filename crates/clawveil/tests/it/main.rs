@@ -6,6 +6,7 @@ mod common;
 mod config_errors;
 mod dingtalk;
 mod dingtalk_event;
+mod egress_clients;
 mod forwarding;
 mod host;
 mod hyper_client;
