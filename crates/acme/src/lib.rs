@@ -50,7 +50,7 @@ use tokio::task::JoinHandle;
 pub use error::{AcmeError, OrderError, Step, RATE_LIMITED};
 pub use renew::{renew_now, RenewOutcome};
 pub use schedule::{Options, BACKOFF_ENV, MIN_RENEWAL_ENV};
-pub use status::{status, CertStatus};
+pub use status::{status, when, CertStatus};
 
 use account::AcmeClient;
 use challenge::Responder;

@@ -120,7 +120,7 @@ impl Manager {
         self.cert_stamp = self.storage.cert_stamp();
         match self.storage.load_cert(&self.cfg.domains)? {
             StoredCert::Usable(cert) => {
-                tracing::info!(domains = ?self.cfg.domains, not_after = cert.info.not_after_unix(), issuer = %cert.info.issuer, "serving the stored ACME certificate");
+                tracing::info!(domains = ?self.cfg.domains, not_after = %clawveil_telemetry::rfc3339(cert.info.not_after), issuer = %cert.info.issuer, "serving the stored ACME certificate");
                 self.install(*cert, None);
             }
             StoredCert::Unusable(reason) => {
@@ -261,7 +261,7 @@ impl Manager {
             if self.published.as_ref().map(|p| (p.next_renewal, &p.reason))
                 != Some((file.next_renewal, &file.reason))
             {
-                tracing::info!(domains = ?self.cfg.domains, next_renewal = file.next_renewal, reason, "ACME renewal scheduled");
+                tracing::info!(domains = ?self.cfg.domains, next_renewal = %clawveil_telemetry::rfc3339(order_at), reason, "ACME renewal scheduled");
             }
             self.storage.write_schedule(&file);
             self.published = Some(file);
@@ -294,7 +294,7 @@ impl Manager {
         match result {
             Ok(issued) => {
                 self.metrics.acme_orders.with_label_values(&["ok"]).inc();
-                tracing::info!(domains = ?self.cfg.domains, not_after = issued.cert.info.not_after_unix(), issuer = %issued.cert.info.issuer, "ACME certificate issued; serving it from the next handshake on");
+                tracing::info!(domains = ?self.cfg.domains, not_after = %clawveil_telemetry::rfc3339(issued.cert.info.not_after), issuer = %issued.cert.info.issuer, "ACME certificate issued; serving it from the next handshake on");
                 if let Err(e) = self
                     .storage
                     .save_cert(issued.chain_pem.as_bytes(), issued.key_pem.as_bytes())
@@ -339,9 +339,9 @@ impl Manager {
                 self.last_error = Some(e.to_string());
                 tracing::warn!(
                     domains = ?self.cfg.domains,
-                    domain = e.domain.as_deref().unwrap_or(""),
+                    domain = e.domain.as_deref(),
                     step = %e.step,
-                    problem = e.problem_type.as_deref().unwrap_or(""),
+                    problem = e.problem_type.as_deref(),
                     rate_limited = e.is_rate_limited(),
                     detail = %e.detail,
                     failures = self.backoff.failures(),

@@ -31,31 +31,46 @@ pub struct CertStatus {
     pub problem: Option<String>,
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    time::OffsetDateTime::from_unix_timestamp(secs as i64)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("{secs} (Unix seconds)"))
+/// `2026-12-31T00:00:00Z (in 29 days)`: a time as RFC 3339 (UTC) and how far it is
+/// from `now`, for people reading `clawveil cert status`.
+pub fn when(t: SystemTime, now: SystemTime) -> String {
+    let date = clawveil_telemetry::rfc3339(t);
+    match t.duration_since(now) {
+        Ok(ahead) if ahead.as_secs() > 0 => format!("{date} (in {})", span(ahead)),
+        Ok(_) => format!("{date} (now)"),
+        Err(past) => match past.duration().as_secs() {
+            0 => format!("{date} (now)"),
+            _ => format!("{date} ({} ago)", span(past.duration())),
+        },
+    }
+}
+
+/// A distance, rounded, in seconds below a minute and a half, minutes below an hour and
+/// a half, hours below two days, days above: `45 seconds`, `2 minutes`, `36 hours`,
+/// `29 days`.
+fn span(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = match s {
+        0..=89 => (s, "second"),
+        90..=5_399 => ((s + 30) / 60, "minute"),
+        5_400..=172_799 => ((s + 1_800) / 3_600, "hour"),
+        _ => ((s + 43_200) / 86_400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 impl fmt::Display for CertStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let now = SystemTime::now();
         writeln!(f, "certificate   {}", self.path.display())?;
         writeln!(f, "  names       {}", self.names.join(", "))?;
         writeln!(f, "  issuer      {}", self.issuer)?;
-        writeln!(f, "  not before  {}", rfc3339(self.not_before))?;
-        writeln!(f, "  not after   {}", rfc3339(self.not_after))?;
+        writeln!(f, "  not before  {}", when(self.not_before, now))?;
+        writeln!(f, "  not after   {}", when(self.not_after, now))?;
         writeln!(
             f,
-            "  renewal     {} ({})",
-            rfc3339(self.next_renewal),
+            "  renewal     {}, {}",
+            when(self.next_renewal, now),
             self.next_renewal_reason
         )?;
         if self.failures > 0 {
@@ -110,4 +125,33 @@ pub fn status(cfg: &clawveil_config::Acme) -> Result<Vec<CertStatus>, AcmeError>
         last_error,
         problem,
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::when;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn dates_read_as_rfc3339_and_a_distance() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_169_600); // 2026-12-02T00:00:00Z
+        let at = |secs: i64| {
+            let d = Duration::from_secs(secs.unsigned_abs());
+            if secs >= 0 {
+                now + d
+            } else {
+                now - d
+            }
+        };
+        for (offset, want) in [
+            (29 * 86_400, "2026-12-31T00:00:00Z (in 29 days)"),
+            (-3 * 86_400, "2026-11-29T00:00:00Z (3 days ago)"),
+            (36 * 3_600, "2026-12-03T12:00:00Z (in 36 hours)"),
+            (2 * 60, "2026-12-02T00:02:00Z (in 2 minutes)"),
+            (1, "2026-12-02T00:00:01Z (in 1 second)"),
+            (0, "2026-12-02T00:00:00Z (now)"),
+        ] {
+            assert_eq!(when(at(offset), now), want);
+        }
+    }
 }

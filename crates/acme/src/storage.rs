@@ -5,7 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -80,14 +80,21 @@ impl Storage {
         self.dir.join(name)
     }
 
-    /// Creates the directory (0700), or tightens an existing one to 0700.
+    /// Creates the directory (0700), or tightens an existing one to 0700. Only a
+    /// directory that was there before is warned about: one created here never was open.
     pub(crate) fn prepare(&self) -> Result<(), AcmeError> {
-        fs::create_dir_all(&self.dir)
-            .map_err(|e| AcmeError::io(&self.dir, "create the storage directory", e))?;
+        let existed = self.dir.exists();
+        if !existed {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(|e| AcmeError::io(&self.dir, "create the storage directory", e))?;
+        }
         let meta = fs::metadata(&self.dir)
             .map_err(|e| AcmeError::io(&self.dir, "inspect the storage directory", e))?;
         if meta.permissions().mode() & 0o777 != 0o700 {
-            if meta.permissions().mode() & 0o077 != 0 {
+            if existed && meta.permissions().mode() & 0o077 != 0 {
                 tracing::warn!(dir = %self.dir.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "ACME storage was accessible to group/others; setting it to 0700");
             }
             fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))

@@ -2,6 +2,9 @@
 //! `ECHO_BOT_ADDR`). It answers every request with a short JSON description of what it
 //! received through the proxy, and `/sse` with five server-sent events.
 //!
+//! `bash scripts/try.sh` builds and starts it together with clawveil (and stops both on
+//! Ctrl-C); on its own:
+//!
 //! ```text
 //! cargo run --release --example echo-bot
 //! ```

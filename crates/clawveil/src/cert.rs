@@ -53,13 +53,21 @@ fn status(args: &ConfigArgs) -> ExitCode {
             args.allow_insecure_permissions,
         ) {
             Ok(c) => {
+                let now = std::time::SystemTime::now();
                 println!(
-                    "{} (tls.mode = {:?})\n  names:     {}\n  issuer:    {}\n  not after: {} (Unix seconds)",
+                    "certificate   {} (tls.mode = \"{}\")",
                     cfg.tls.cert.display(),
-                    cfg.tls.mode,
-                    c.info.names.join(", "),
-                    c.info.issuer,
-                    c.info.not_after_unix()
+                    cfg.tls.mode
+                );
+                println!("  names       {}", c.info.names.join(", "));
+                println!("  issuer      {}", c.info.issuer);
+                println!(
+                    "  not before  {}",
+                    clawveil_acme::when(c.info.not_before, now)
+                );
+                println!(
+                    "  not after   {}",
+                    clawveil_acme::when(c.info.not_after, now)
                 );
                 ExitCode::SUCCESS
             }

@@ -18,17 +18,43 @@ use clap::{Args, Parser, Subcommand};
     long_about,
     propagate_version = true
 )]
-#[command(
-    after_help = "Examples:\n  clawveil                          run with ./proxy.toml\n  clawveil run --config /etc/clawveil/proxy.toml\n  clawveil check --config proxy.toml  validate and print the effective config (secrets masked)\n\nSignals: SIGHUP reloads certificates and secrets; SIGTERM/SIGINT stop accepting, finish in-flight requests, exit 0."
-)]
+#[command(args_conflicts_with_subcommands = true, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The options of `run`, which is what `clawveil` without a subcommand does.
+    #[command(flatten)]
+    pub run: ConfigArgs,
 }
+
+impl Cli {
+    /// The subcommand to carry out: `run` unless another one is named.
+    pub fn command(self) -> Command {
+        self.command.unwrap_or(Command::Run(self.run))
+    }
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  clawveil                                 run with ./proxy.toml
+  clawveil --config /etc/clawveil/proxy.toml
+                                           run with that file (the same as `clawveil run --config ...`)
+  clawveil check --config proxy.toml       validate and print the effective config (secrets masked)
+  clawveil cert status                     the certificate served, and when it expires or renews
+
+Exit status:
+  0  stopped by SIGTERM/SIGINT after draining (or the command succeeded)
+  1  failed while running
+  2  invalid configuration, including certificate files that cannot be read or used
+     (what `clawveil check` reports)
+  3  could not start: a port already in use, ACME storage locked or unwritable, ...
+
+Signals: SIGHUP reloads certificates and secrets; SIGTERM/SIGINT stop accepting, finish
+in-flight requests, exit 0.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the proxy (the default when no subcommand is given).
+    /// Run the proxy (the default: `clawveil --config x` is `clawveil run --config x`).
     Run(ConfigArgs),
     /// Validate the configuration (and certificate files) and print the effective
     /// configuration with every secret masked. Exits 2 when it is invalid.
@@ -37,15 +63,16 @@ pub enum Command {
     /// to try a custom rule before deploying it. Uses `[redact]` and `log.hash_key` of
     /// the configuration when it exists, the built-in rules otherwise.
     Redact(RedactArgs),
-    /// ACME certificates: what is stored and when it renews, or renew now.
+    /// Certificates: the one served (or stored by ACME), when it expires and when it
+    /// renews; or renew an ACME certificate now.
     #[command(subcommand)]
     Cert(CertCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
-    /// Each stored certificate: names, issuer, notAfter, the next renewal and why,
-    /// recent failures.
+    /// The certificate: names, issuer, when it expires; with ACME also the next renewal
+    /// and why, and recent failures.
     Status(ConfigArgs),
     /// Order a new certificate now. When clawveil is running on the same storage it
     /// does the renewal (and swaps the certificate in without a restart); otherwise this
@@ -75,12 +102,6 @@ pub struct RedactArgs {
     pub explain: bool,
 }
 
-impl Default for Command {
-    fn default() -> Self {
-        Command::Run(ConfigArgs::default())
-    }
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// The configuration file.
@@ -90,15 +111,4 @@ pub struct ConfigArgs {
     /// warned about; meant for broken volume mounts, not for production.
     #[arg(long)]
     pub allow_insecure_permissions: bool,
-}
-
-impl Default for ConfigArgs {
-    fn default() -> Self {
-        ConfigArgs {
-            config: std::env::var_os("CLAWVEIL_CONFIG")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("proxy.toml")),
-            allow_insecure_permissions: false,
-        }
-    }
 }

@@ -13,7 +13,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     install_panic_hook();
     let cli = cli::Cli::parse();
-    match cli.command.unwrap_or_default() {
+    match cli.command() {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Check(args) => run::check(&args),
         cli::Command::Redact(args) => redact::redact(&args),

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
-use clawveil_config::{Challenge, Config, LoadOptions, LogFormat, TlsMode};
+use clawveil_config::{Challenge, Config, LoadOptions, LogFormat, Secret, TlsMode};
 use clawveil_proxy::{bind, serve, Runtime};
-use clawveil_telemetry::{init_logging, Metrics};
+use clawveil_telemetry::{init_logging, json_lines, stdout_is_terminal, Metrics, MetricsTokens};
 use clawveil_tls::{
     ensure_self_signed, spawn_file_watcher, CertSource, CertStore, FileReloader, Http01Tokens,
 };
@@ -17,8 +17,47 @@ use crate::cli::ConfigArgs;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Exit status for an invalid configuration (before anything is bound).
+/// Exit status for an invalid configuration (before anything is bound), including
+/// certificate files that cannot be read or used: what `clawveil check` reports.
 const EXIT_CONFIG: u8 = 2;
+/// Exit status when clawveil could not start: a port in use, ACME storage locked or
+/// unwritable, no async runtime. Listed in `--help`.
+const EXIT_STARTUP: u8 = 3;
+
+/// Why `run` ended with an error; decides the exit status and where it is said.
+#[derive(Debug)]
+enum Stop {
+    /// The configuration cannot work (exit 2).
+    Config(anyhow::Error),
+    /// Something outside the configuration prevented the start (exit 3).
+    Startup(anyhow::Error),
+    /// Failed after it was serving (exit 1).
+    Failed(anyhow::Error),
+}
+
+/// An error and its causes in one line, each said once: error types that put their
+/// source in their own message (`cannot listen on …: {source}`) are not repeated by
+/// the cause that follows.
+fn plain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    let in_use = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+    });
+    if in_use {
+        out.push_str(" (another process listens there: `ss -ltnp` names it; stop it or change the address in the configuration)");
+    }
+    out
+}
 
 fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
     let opts = LoadOptions {
@@ -66,7 +105,11 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Err(code) => return code,
     };
     // Held until run() returns: dropping it flushes the queued log lines.
-    let _log = match init_logging(cfg.log.format == LogFormat::Json, &cfg.log.level) {
+    let json = json_lines(
+        cfg.log.format.map(|f| f == LogFormat::Json),
+        stdout_is_terminal(),
+    );
+    let _log = match init_logging(json, &cfg.log.level) {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("clawveil: {e}");
@@ -77,7 +120,7 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         tracing::warn!(warning = %w, "INSECURE: accepted only because of --allow-insecure-permissions");
     }
     if let Err(e) = clawveil_proxy::validate(&cfg) {
-        tracing::error!(error = %e, "invalid configuration");
+        eprintln!("clawveil: invalid configuration: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -87,19 +130,29 @@ pub fn run(args: &ConfigArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("clawveil: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_STARTUP);
         }
     };
+    // Start-up failures are said once, on stderr, in plain words; a failure while
+    // serving goes to the log like everything else that happens then.
     match runtime.block_on(serve_until_signal(cfg, args.allow_insecure_permissions)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "clawveil stopped");
+        Err(Stop::Config(e)) => {
+            eprintln!("clawveil: invalid configuration: {}", plain(&e));
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(Stop::Startup(e)) => {
+            eprintln!("clawveil: cannot start: {}", plain(&e));
+            ExitCode::from(EXIT_STARTUP)
+        }
+        Err(Stop::Failed(e)) => {
+            tracing::error!(error = plain(&e), "clawveil stopped");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result<()> {
+async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> Result<(), Stop> {
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new(VERSION));
     let store = CertStore::new(metrics.clone());
@@ -115,7 +168,8 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
             );
             if source == CertSource::SelfSigned {
                 let loaded = ensure_self_signed(&cert, &key, &cfg.tls.names)
-                    .context("self-signed certificate")?;
+                    .context("self-signed certificate")
+                    .map_err(Stop::Startup)?;
                 store.install(loaded, source);
             }
             let r = FileReloader::new(
@@ -127,7 +181,14 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
                 metrics.clone(),
             );
             if source == CertSource::Files {
-                r.reload("startup").context("tls.cert/tls.key")?;
+                // Read once before the reloader, whose failure message ("the previous
+                // certificate keeps serving") is for reloads: at start there is none.
+                clawveil_tls::LoadedCert::from_files(&cfg.tls.cert, &cfg.tls.key, allow_insecure)
+                    .context("tls.cert/tls.key")
+                    .map_err(Stop::Config)?;
+                r.reload("startup")
+                    .context("tls.cert/tls.key")
+                    .map_err(Stop::Config)?;
                 spawn_file_watcher(r.clone(), cfg.tls.watch_interval, stop_rx.clone());
             }
             Some(r)
@@ -146,16 +207,19 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
                 metrics.clone(),
                 clawveil_acme::Options::from_env(),
             )
-            .context("acme")?,
+            .context("acme")
+            .map_err(Stop::Startup)?,
         ),
-        (TlsMode::Acme, None) => anyhow::bail!("tls.mode = \"acme\" needs an [acme] section"),
+        (TlsMode::Acme, None) => {
+            return Err(Stop::Config(anyhow::anyhow!(
+                "tls.mode = \"acme\" needs an [acme] section"
+            )))
+        }
         _ => None,
     };
 
-    let bound = bind(&cfg).await.context("binding listeners")?;
-    let token = Arc::new(RwLock::new(
-        cfg.metrics.token.as_ref().map(|t| t.expose().to_owned()),
-    ));
+    let bound = bind(&cfg).await.map_err(|e| Stop::Startup(e.into()))?;
+    let token = Arc::new(RwLock::new(cfg.metrics.tokens.clone()));
     let token_reader = token.clone();
     let (reload_tx, reload_rx) = watch::channel(0u64);
     let reload_rx_egress = reload_rx.clone();
@@ -165,10 +229,8 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
         store: store.clone(),
         http01,
         metrics_token: Arc::new(move || {
-            token_reader
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
+            let tokens = token_reader.read().unwrap_or_else(|e| e.into_inner());
+            (!tokens.is_empty()).then(|| MetricsTokens::new(tokens.iter().map(Secret::expose)))
         }),
         acme_tls_alpn: cfg.tls.mode == TlsMode::Acme
             && cfg
@@ -180,10 +242,10 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
     tracing::info!(
         version = VERSION,
         https = %cfg.listen.https,
-        http = ?cfg.listen.http,
-        metrics = ?cfg.listen.metrics,
+        http = cfg.listen.http.map(tracing::field::display),
+        metrics = cfg.listen.metrics.map(tracing::field::display),
         upstream = %cfg.upstream.url,
-        tls_mode = ?cfg.tls.mode,
+        tls_mode = %cfg.tls.mode,
         "clawveil listening"
     );
 
@@ -192,13 +254,15 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
         Some(settings) => Some(
             clawveil_egress::start(settings, metrics.clone(), stop_rx.clone(), reload_rx_egress)
                 .await
-                .context("egress")?,
+                .context("egress")
+                .map_err(Stop::Startup)?,
         ),
         None => None,
     };
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let handler = |kind, name| signal(kind).context(name).map_err(Stop::Startup);
+    let mut hup = handler(SignalKind::hangup(), "SIGHUP handler")?;
+    let mut term = handler(SignalKind::terminate(), "SIGTERM handler")?;
+    let mut int = handler(SignalKind::interrupt(), "SIGINT handler")?;
     let server = tokio::spawn(serve(bound, rt, stop_rx.clone()));
     let acme_task = acme.map(|m| m.spawn(stop_rx));
     loop {
@@ -217,7 +281,11 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> anyhow::Result
     }
     tracing::info!(drain_timeout = ?cfg.limits.drain_timeout, "shutting down: no new connections, finishing in-flight requests");
     let _ = stop_tx.send(true);
-    server.await.context("server task")??;
+    server
+        .await
+        .context("server task")
+        .and_then(|served| served.map_err(anyhow::Error::from))
+        .map_err(Stop::Failed)?;
     if let Some(e) = egress {
         e.stopped().await;
     }
@@ -237,16 +305,21 @@ fn source_of(mode: TlsMode) -> CertSource {
     }
 }
 
-/// Re-reads `${env:..}`/`${file:..}` secrets that can change without a restart.
-fn reload_secrets(cfg: &Config, token: &RwLock<Option<String>>) {
-    if let Some(t) = &cfg.metrics.token {
-        match t.reload() {
-            Ok(fresh) => {
-                *token.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh.expose().to_owned())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "metrics.token could not be re-read; keeping the previous value")
-            }
-        }
-    }
+/// Re-reads `${env:..}`/`${file:..}` secrets that can change without a restart: each
+/// `metrics.token` entry that cannot be read keeps its previous value.
+fn reload_secrets(cfg: &Config, token: &RwLock<Vec<Secret>>) {
+    let previous = token.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let fresh = cfg
+        .metrics
+        .tokens
+        .iter()
+        .zip(previous)
+        .map(|(configured, previous)| {
+            configured.reload().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "metrics.token could not be re-read; keeping the previous value");
+                previous
+            })
+        })
+        .collect();
+    *token.write().unwrap_or_else(|e| e.into_inner()) = fresh;
 }

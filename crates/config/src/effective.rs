@@ -84,7 +84,9 @@ impl Config {
 
         let log = &self.log;
         let mut t = Table::new();
-        t["format"] = value(log.format.as_str());
+        if let Some(format) = log.format {
+            t["format"] = value(format.as_str());
+        }
         t["level"] = value(&log.level);
         t["bodies"] = value(log.bodies.as_str());
         t["body_max"] = size(log.body_max);
@@ -110,7 +112,11 @@ impl Config {
         doc["redact"] = Item::Table(t);
 
         let mut t = Table::new();
-        secret(&mut t, "token", self.metrics.token.as_ref());
+        match self.metrics.tokens.as_slice() {
+            [] => {}
+            [one] => secret(&mut t, "token", Some(one)),
+            several => t["token"] = strings(several.iter().map(Secret::masked)),
+        }
         doc["metrics"] = Item::Table(t);
 
         let mut routes = ArrayOfTables::new();

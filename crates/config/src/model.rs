@@ -227,8 +227,9 @@ named_enum!(BodyLog { Off = "off", Redacted = "redacted" });
 /// `[log]`
 #[derive(Debug, Clone)]
 pub struct Log {
-    /// Default json.
-    pub format: LogFormat,
+    /// `None` when the file does not say: human-readable when stdout is a terminal,
+    /// JSON lines otherwise (the choice is the binary's, which knows its stdout).
+    pub format: Option<LogFormat>,
     /// A tracing filter: `error`, `warn`, `info`, `debug`, `trace` (default info).
     pub level: String,
     /// Default off.
@@ -276,8 +277,10 @@ pub struct Redact {
 /// `[metrics]`
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    /// Bearer token required on `/metrics`; mandatory when `listen.metrics` is not loopback.
-    pub token: Option<Secret>,
+    /// `metrics.token`: the bearer tokens `/metrics` accepts, any one of them (several
+    /// during a rotation), in file order, each unique. Empty: `/metrics` is open, which
+    /// is only accepted when `listen.metrics` is loopback.
+    pub tokens: Vec<Secret>,
 }
 
 /// `route.verify`: how a callback is proven to come from DingTalk.

@@ -121,7 +121,8 @@ pub(crate) struct RawRule {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMetrics {
-    pub token: Option<String>,
+    /// One secret string or an array of them (checked in `validate::metrics`).
+    pub token: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -162,7 +162,7 @@ pub(crate) static SECTIONS: &[SectionDoc] = &[
         k("tunnel_idle_timeout", "duration", "`10m`", "An upgraded (WebSocket) connection with no bytes either way is closed after this long. At most 24h."),
     ]),
     table("log", "Logs on stdout. Bodies are never logged unless `bodies = \"redacted\"`.", &[
-        k("format", "\"json\" | \"pretty\"", "`json`", "One JSON object per line, or human-readable."),
+        k("format", "\"json\" | \"pretty\"", "`pretty` on a terminal, `json` otherwise", "One JSON object per line, or human-readable. Unset: human-readable when stdout is a terminal, JSON lines when it is a pipe or a file (containers, systemd)."),
         k("level", "string", "`info`", "`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive such as `info,hyper=warn`."),
         k("bodies", "\"off\" | \"redacted\"", "`off`", "`redacted`: log a bounded body sample after the redaction engine."),
         k("body_max", "size", "`16KiB`", "Per direction, after redaction. At most 16MiB."),
@@ -179,7 +179,7 @@ pub(crate) static SECTIONS: &[SectionDoc] = &[
         k("replace", "\"mask\" | \"hash\"", "`mask`", "A fixed mask, or a keyed hash (`log.hash_key`)."),
     ]),
     table("metrics", "The Prometheus endpoint.", &[
-        k("token", "secret", NONE, "Bearer token required on `/metrics`; mandatory when `listen.metrics` is not loopback."),
+        k("token", "secret | [secret]", NONE, "Bearer token required on `/metrics`; mandatory when `listen.metrics` is not loopback. An array (`[\"${file:/run/secrets/metrics_new}\", \"${file:/run/secrets/metrics_old}\"]`) accepts any one of its tokens, for a rotation overlap; each is a secret (masked by `check`, re-read on SIGHUP), compared in constant time, and all are checked on every request. An empty string, an empty array and a duplicate entry are refused."),
     ]),
     array("route", "Routes by path prefix, longest prefix first. Without any, one route `default` for `/` with `verify = \"none\"`.", &[
         k("name", "string", REQUIRED, "Unique; the label used in logs and metrics."),
@@ -360,6 +360,7 @@ pub(crate) fn expected_type(path: &str) -> String {
         "duration" => "a string duration such as \"500ms\", \"30s\", \"1h\", \"30d\"".to_owned(),
         "size" => "a size such as \"16KiB\", \"10MiB\", or an integer number of bytes".to_owned(),
         "string" | "path" | "URL" | "secret" => "a string".to_owned(),
+        "secret | [secret]" => "a string or an array of strings".to_owned(),
         "bool" => "true or false".to_owned(),
         "integer" => "an integer".to_owned(),
         "[integer]" => "an array of integers, e.g. [443]".to_owned(),

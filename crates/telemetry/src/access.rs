@@ -129,7 +129,7 @@ impl AccessEvent<'_> {
     /// Emits the event on the `access` target at INFO.
     pub fn emit(&self) {
         tracing::info!(
-            target: "access",
+            target: ACCESS_TARGET,
             trace_id = self.trace_id,
             listener = self.listener,
             route = self.route,

@@ -1,11 +1,14 @@
-//! JSON log lines. Access events, one per request, are written here by hand: they are
-//! the bulk of the log, and tracing-subscriber's JSON format costs several
-//! microseconds per event (it goes through serde and escapes every string twice over
-//! for long samples). Every other event goes through that format unchanged, and both
-//! produce the same shape: `timestamp`, `level`, the fields, `target`.
+//! JSON log lines, written here by hand: access events are the bulk of the log, and
+//! tracing-subscriber's JSON format costs several microseconds per event (it goes
+//! through serde and escapes every string twice over for long samples). Only events
+//! bridged from the `log` crate go through that format (it knows how to unwrap them);
+//! both produce the same shape: `timestamp`, `level`, the fields, `target`.
 //!
-//! The access event can carry fields whose values are JSON already (a redacted JSON
-//! body, the redacted headers); those are written as JSON values, not as strings.
+//! Values are written as what they are, for log stores to query:
+//! - the access event's fields whose values are JSON already (a redacted JSON body,
+//!   the redacted headers) are JSON objects, not strings ([`JSON_VALUED`]);
+//! - lists ([`LIST_FIELDS`]: `names`, `domains`, …, logged as `?vec`) are JSON arrays;
+//! - a field whose value is the empty string is left out, as an absent `Option` is.
 
 use std::cell::Cell;
 use std::fmt::{self, Write as _};
@@ -17,7 +20,12 @@ use tracing_subscriber::fmt::time::SystemTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::access::{ACCESS_TARGET, JSON_VALUED};
+use crate::access::JSON_VALUED;
+
+/// Fields that hold lists. Logged with `?` (`domains = ?cfg.domains`), their Debug text
+/// is a JSON array when the items are plain strings; it is written as an array then,
+/// and as a string otherwise.
+pub const LIST_FIELDS: &[&str] = &["names", "domains", "contact", "targets"];
 
 /// The event format of `log.format = "json"`.
 pub struct JsonLines {
@@ -54,8 +62,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        if meta.target() != ACCESS_TARGET {
+        // Events from the `log` crate carry their real target and location in `log.*`
+        // fields, which tracing-subscriber's format unwraps.
+        if event.metadata().fields().field("log.target").is_some() {
             return self.other.format_event(ctx, writer, event);
         }
         write_line(&mut writer, event)
@@ -69,7 +78,7 @@ thread_local! {
     static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
 }
 
-/// One access event as a JSON object on one line. It is built in a `String` of
+/// One event as a JSON object on one line. It is built in a `String` of
 /// our own and handed over in one piece: the writer tracing passes in forwards
 /// every small write through a `dyn` call.
 fn write_line(w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result {
@@ -120,6 +129,17 @@ fn timestamp(line: &mut String) -> fmt::Result {
     Ok(())
 }
 
+/// `2026-12-31T00:00:00Z`: a time as RFC 3339 in UTC, to the second (dates in log
+/// fields and in what clawveil prints, rather than Unix seconds).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut out = String::from(std::str::from_utf8(&civil(secs)).unwrap_or("1970-01-01T00:00:00"));
+    out.push('Z');
+    out
+}
+
 /// `YYYY-MM-DDTHH:MM:SS` (UTC) for seconds since the Unix epoch: days to a
 /// proleptic Gregorian date by eras of 400 years (the usual civil-from-days).
 fn civil(secs: u64) -> [u8; 19] {
@@ -158,6 +178,7 @@ struct Fields<'l> {
 impl Fields<'_> {
     fn key(&mut self, field: &Field) -> &mut String {
         let name = field.name();
+        let name = name.strip_prefix("r#").unwrap_or(name);
         if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             // the access event's names: nothing in them needs escaping
             self.line.push_str(",\"");
@@ -174,6 +195,9 @@ impl Fields<'_> {
 
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        if value.is_empty() {
+            return;
+        }
         let line = self.key(field);
         if JSON_VALUED.contains(&field.name()) {
             write_json(line, value);
@@ -208,13 +232,34 @@ impl Visit for Fields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if LIST_FIELDS.contains(&field.name()) {
+            let text = format!("{value:?}");
+            if is_json_array(&text) {
+                self.key(field).push_str(&text);
+            } else if !text.is_empty() {
+                write_str(self.key(field), &text);
+            }
+            return;
+        }
         // `message` arrives here; it is escaped as it is formatted, without a buffer
+        let before = self.line.len();
         let line = self.key(field);
         line.push('"');
+        let start = line.len();
         let r = write!(Escaper(line), "{value:?}");
-        line.push('"');
+        if line.len() == start {
+            line.truncate(before);
+        } else {
+            line.push('"');
+        }
         self.result = self.result.and(r);
     }
+}
+
+/// Whether `text` is one JSON array, with nothing around it.
+fn is_json_array(text: &str) -> bool {
+    text.starts_with('[')
+        && serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.is_array())
 }
 
 /// Escapes whatever is written through it for the inside of a JSON string.
@@ -410,6 +455,40 @@ mod tests {
         assert_eq!(ours["target"], "access");
         assert_eq!(ours["response_body"], "[omitted:binary]");
         assert!(ours["request_json"].is_object());
+    }
+
+    #[test]
+    fn lists_are_arrays_and_empty_fields_are_left_out() {
+        let out = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(out.clone())
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonLines::new())
+            .finish();
+        let names = vec!["localhost".to_owned(), "::1".to_owned()];
+        let odd = vec!["esc\u{1b}ape".to_owned()];
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                names = ?names,
+                domains = ?odd,
+                domain = "",
+                problem = None::<&str>,
+                empty = format_args!(""),
+                r#type = "kept",
+                "started"
+            )
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(line["names"], serde_json::json!(["localhost", "::1"]));
+        // Debug text that is not JSON stays a string rather than breaking the line
+        assert!(line["domains"].is_string(), "{text}");
+        for absent in ["domain", "problem", "empty"] {
+            assert!(!line.contains_key(absent), "{absent}: {text}");
+        }
+        assert_eq!(line["type"], "kept");
+        assert_eq!(line["message"], "started");
+        assert_eq!(line["target"], "clawveil_telemetry::jsonline::tests");
     }
 
     fn s(v: &str) -> String {

@@ -15,11 +15,13 @@ mod server;
 
 pub use access::{AccessEvent, BodyField, ErrorClass};
 /// The JSON line format (installed by [`init_logging`]); public for measurements.
-pub use jsonline::JsonLines;
-pub use logging::{filter_directives, init_logging, LogError, LogGuard};
+pub use jsonline::{rfc3339, JsonLines};
+pub use logging::{
+    filter_directives, init_logging, json_lines, stdout_is_terminal, LogError, LogGuard,
+};
 pub use metrics::{method_label, status_class, FailReason, Listener, Metrics};
 /// A counter handle, resolved once from a labelled family (its label lookup
 /// hashes the values on every call).
 pub use prometheus::IntCounter;
 pub use refusal::{Refusal, ALLOWED_METHODS};
-pub use server::{serve_metrics, MetricsAccess, Readiness};
+pub use server::{serve_metrics, MetricsAccess, MetricsTokens, Readiness};

@@ -1,4 +1,5 @@
-//! Log setup: JSON lines (default) or human-readable lines on stdout.
+//! Log setup: JSON lines or human-readable lines on stdout (human-readable on a
+//! terminal unless `log.format` says otherwise).
 
 use tracing_subscriber::EnvFilter;
 
@@ -28,6 +29,19 @@ pub fn filter_directives(level: &str) -> String {
     format!("{deps},clawveil={level},access={level}")
 }
 
+/// Whether to write JSON lines: `configured` (`log.format` is `json`: `Some(true)`,
+/// `pretty`: `Some(false)`) when the file says; otherwise JSON unless stdout is a
+/// terminal, so a person trying clawveil reads lines and a container's log collector
+/// gets JSON.
+pub fn json_lines(configured: Option<bool>, stdout_is_terminal: bool) -> bool {
+    configured.unwrap_or(!stdout_is_terminal)
+}
+
+/// Whether stdout is a terminal (for [`json_lines`]).
+pub fn stdout_is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+}
+
 /// Keeps the log writer thread alive; dropping it writes every line still queued.
 /// Hold it until the process exits.
 #[must_use = "dropping the guard stops the log writer"]
@@ -47,7 +61,7 @@ impl std::fmt::Debug for LogGuard {
 /// system call. Nothing is dropped: when stdout cannot keep up, logging waits.
 /// JSON access events are formatted by [`crate::jsonline`].
 pub fn init_logging(json: bool, level: &str) -> Result<LogGuard, LogError> {
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let ansi = stdout_is_terminal();
     let (writer, guard) =
         crate::linebuf::lines(Box::new(std::io::stdout())).map_err(LogError::Thread)?;
     let level =
@@ -75,7 +89,17 @@ pub fn init_logging(json: bool, level: &str) -> Result<LogGuard, LogError> {
 
 #[cfg(test)]
 mod tests {
-    use super::filter_directives;
+    use super::{filter_directives, json_lines};
+
+    #[test]
+    fn a_terminal_gets_lines_a_pipe_gets_json_and_the_file_wins() {
+        assert!(!json_lines(None, true));
+        assert!(json_lines(None, false));
+        for terminal in [true, false] {
+            assert!(json_lines(Some(true), terminal));
+            assert!(!json_lines(Some(false), terminal));
+        }
+    }
 
     #[test]
     fn dependencies_never_log_below_info_unless_named() {

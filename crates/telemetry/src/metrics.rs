@@ -134,8 +134,11 @@ pub fn method_label(method: &str) -> &'static str {
         .unwrap_or("OTHER")
 }
 
+/// Proxied requests: from a local answer (1 ms) to a slow bot (a minute); longer ones
+/// (streams, tunnels) are counted in `+Inf`. Fixed, like every label set, so that the
+/// number of series never grows with traffic.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 ];
 
 /// Model calls: from a fast cached answer (50 ms) to a long generation (5 minutes).
@@ -452,6 +455,30 @@ mod tests {
             "{} 1",
             bucket("clawveil_model_first_byte_seconds", "0.05")
         )));
+    }
+
+    #[test]
+    fn request_histograms_span_a_millisecond_to_a_minute() {
+        let m = Metrics::new("0.0.0-test");
+        let h = m.request_duration.with_label_values(&["https", "default"]);
+        h.observe(0.0005);
+        h.observe(90.0);
+        let text = m.encode();
+        let bucket = |le: &str| {
+            format!(
+                "clawveil_request_duration_seconds_bucket{{listener=\"https\",route=\"default\",le=\"{le}\"}}"
+            )
+        };
+        let les: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("clawveil_request_duration_seconds_bucket"))
+            .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(les.first(), Some(&"0.001"), "{text}");
+        assert_eq!(les[les.len() - 2..], ["60", "+Inf"], "{text}");
+        assert!(text.contains(&format!("{} 1\n", bucket("0.001"))), "{text}");
+        assert!(text.contains(&format!("{} 1\n", bucket("60"))), "{text}");
+        assert!(text.contains(&format!("{} 2\n", bucket("+Inf"))), "{text}");
     }
 
     #[test]

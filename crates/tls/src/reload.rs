@@ -71,7 +71,7 @@ impl FileReloader {
                 tracing::info!(
                     cert = %self.cert.display(),
                     names = ?cert.info.names,
-                    not_after = cert.info.not_after_unix(),
+                    not_after = %clawveil_telemetry::rfc3339(cert.info.not_after),
                     trigger = why,
                     "certificate loaded"
                 );

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use instant_acme::CertificateIdentifier;
 
-use super::{jitter, unix, Ari, Manager};
+use super::{jitter, Ari, Manager};
 use crate::ari;
 use crate::error::{OrderError, Step};
 use crate::storage::StoredCert;
@@ -38,7 +38,7 @@ impl Manager {
                 };
                 match ari::plan(&info, retry_after, previous.as_ref(), jitter(), now) {
                     Some(p) => {
-                        tracing::info!(domains = ?self.cfg.domains, renew_at = unix(p.renew_at), window_start = unix(p.window.start), window_end = unix(p.window.end), recheck_at = unix(p.recheck_at), explanation = info.explanation_url.as_deref().unwrap_or(""), "renewal information from the CA");
+                        tracing::info!(domains = ?self.cfg.domains, renew_at = %clawveil_telemetry::rfc3339(p.renew_at), window_start = %clawveil_telemetry::rfc3339(p.window.start), window_end = %clawveil_telemetry::rfc3339(p.window.end), recheck_at = %clawveil_telemetry::rfc3339(p.recheck_at), explanation = info.explanation_url.as_deref(), "renewal information from the CA");
                         Ari::Known(p)
                     }
                     None => {
@@ -53,7 +53,7 @@ impl Manager {
             }
             Err(e) => {
                 let e = OrderError::from_acme(Step::Directory, &e);
-                tracing::warn!(domains = ?self.cfg.domains, problem = e.problem_type.as_deref().unwrap_or(""), detail = %e.detail, "cannot fetch renewal information; using the renew_before schedule for now");
+                tracing::warn!(domains = ?self.cfg.domains, problem = e.problem_type.as_deref(), detail = %e.detail, "cannot fetch renewal information; using the renew_before schedule for now");
                 self.account = None;
                 Ari::Unknown { retry_at }
             }
@@ -74,7 +74,7 @@ impl Manager {
                     .as_ref()
                     .is_none_or(|c| cert.info.not_after > c.info.not_after);
                 if newer {
-                    tracing::info!(domains = ?self.cfg.domains, not_after = cert.info.not_after_unix(), "a newer certificate appeared in storage; serving it");
+                    tracing::info!(domains = ?self.cfg.domains, not_after = %clawveil_telemetry::rfc3339(cert.info.not_after), "a newer certificate appeared in storage; serving it");
                     self.install(*cert, None);
                     self.retry_at = None;
                     self.backoff.reset();

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary on ephemeral ports, in front of a recording
 //! upstream, driven by real clients (curl, openssl, rustls). One test binary.
 
+mod cardinality;
 mod cli;
 mod common;
 mod config_errors;
@@ -19,12 +20,14 @@ mod malformed;
 mod methods;
 mod metrics;
 mod plain_http;
+mod prometheus;
 mod rawconn;
 mod readme;
 mod reload;
 mod setup;
 mod shutdown;
 mod soak;
+mod startup;
 mod timeouts;
 mod tls;
 mod websocket;

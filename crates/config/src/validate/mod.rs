@@ -2,6 +2,7 @@
 //! what would be valid through [`Ctx::err`].
 
 mod egress;
+mod metrics;
 mod routes;
 mod server;
 mod tls;
@@ -79,9 +80,7 @@ pub(crate) fn validate(
     let limits = server::limits(&cx, &raw.limits)?;
     let log = server::log(&mut cx, &raw.log)?;
     let redact = routes::redact(&cx, &raw.redact)?;
-    let metrics = crate::Metrics {
-        token: cx.opt_secret("metrics.token", raw.metrics.token.as_deref())?,
-    };
+    let metrics = metrics::metrics(&mut cx, &raw.metrics)?;
     let routes = routes::routes(&mut cx, raw.route.as_deref())?;
     let egress = raw
         .egress

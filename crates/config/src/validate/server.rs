@@ -156,9 +156,9 @@ pub(super) fn log(cx: &mut Ctx<'_>, raw: &RawLog) -> Result<Log, ConfigError> {
         format: cx.choice(
             "log.format",
             raw.format.as_deref(),
-            LogFormat::Json,
+            None,
             LogFormat::NAMES,
-            LogFormat::from_name,
+            |name| LogFormat::from_name(name).map(Some),
         )?,
         level,
         bodies: cx.choice(
@@ -195,7 +195,7 @@ pub(super) fn cross_checks(cx: &Ctx<'_>, c: &Config) -> Result<(), ConfigError> 
         }
     }
     if let Some(addr) = c.listen.metrics {
-        if !addr.ip().is_loopback() && c.metrics.token.is_none() {
+        if !addr.ip().is_loopback() && c.metrics.tokens.is_empty() {
             return Err(cx.err("listen.metrics", ErrorKind::MetricsNeedsToken { addr }));
         }
     }

@@ -140,7 +140,7 @@ fn metrics_beyond_loopback_need_a_token() {
     );
     std::env::set_var("CLAWVEIL_TEST_ERRORS_METRICS_TOKEN", "t0k3n");
     let c = parse("[listen]\nhttps = \"0.0.0.0:443\"\nmetrics = \"0.0.0.0:9464\"\n[metrics]\ntoken = \"${env:CLAWVEIL_TEST_ERRORS_METRICS_TOKEN}\"\n").unwrap();
-    assert!(c.metrics.token.is_some());
+    assert_eq!(c.metrics.tokens.len(), 1);
     assert!(parse("[listen]\nhttps = \"0.0.0.0:443\"\nmetrics = \"[::1]:9464\"\n").is_ok());
 }
 

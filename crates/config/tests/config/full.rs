@@ -36,7 +36,7 @@ fn full_example_parses() {
     assert_eq!(c.redact.builtin, BUILTIN_RULES);
     assert_eq!(c.redact.headers, ["x-api-key"]);
     assert_eq!(c.redact.rules[0].name, "order-id");
-    assert!(c.metrics.token.is_some());
+    assert_eq!(c.metrics.tokens.len(), 1);
     // sorted longest prefix first
     let prefixes: Vec<&str> = c.routes.iter().map(|r| r.path_prefix.as_str()).collect();
     assert_eq!(
@@ -127,10 +127,7 @@ fn debug_never_shows_secret_values() {
 fn literal_secrets_are_masked_too() {
     let src = format!("{HTTPS}[metrics]\ntoken = \"literal-token-123\"\n");
     let c = parse(&src).unwrap();
-    assert_eq!(
-        c.metrics.token.as_ref().unwrap().expose(),
-        "literal-token-123"
-    );
+    assert_eq!(c.metrics.tokens[0].expose(), "literal-token-123");
     let out = c.effective_toml();
     assert!(
         !out.contains("literal-token-123") && out.contains("<literal, masked>"),
@@ -156,7 +153,7 @@ fn defaults_fill_everything_but_listen_https() {
     assert_eq!(c.tls.cert.to_str(), Some("certs/selfsigned.pem"));
     assert_eq!(c.tls.key.to_str(), Some("certs/selfsigned.key"));
     assert_eq!(c.tls.names, ["localhost", "127.0.0.1", "::1"]);
-    assert!(c.acme.is_none() && c.egress.is_none() && c.metrics.token.is_none());
+    assert!(c.acme.is_none() && c.egress.is_none() && c.metrics.tokens.is_empty());
     assert!(c.listen.server_names.is_empty() && c.upstream.fallback.is_none());
     assert_eq!(c.limits.max_body, 10 << 20);
     assert_eq!(c.limits.max_header_bytes, 64 << 10);
@@ -173,7 +170,7 @@ fn defaults_fill_everything_but_listen_https() {
             c.log.bodies,
             c.log.body_max
         ),
-        (LogFormat::Json, "info", BodyLog::Off, 16 << 10)
+        (None, "info", BodyLog::Off, 16 << 10)
     );
     assert_eq!(c.redact.builtin, BUILTIN_RULES);
     assert_eq!(c.routes.len(), 1);

@@ -64,13 +64,13 @@ fn group_readable_secret_file_is_refused_with_chmod_hint() {
         allow_insecure_permissions: true,
     };
     let c = clawveil_config::parse(&src, "proxy.toml".as_ref(), &lax).unwrap();
-    assert_eq!(c.metrics.token.as_ref().unwrap().expose(), "tok");
+    assert_eq!(c.metrics.tokens[0].expose(), "tok");
     assert_eq!(c.warnings.len(), 1);
     assert_eq!(c.warnings[0].mode, 0o644);
 
     private_file(&path, "tok\n", 0o600);
     let c = parse(&src).unwrap();
-    assert_eq!(c.metrics.token.unwrap().expose(), "tok");
+    assert_eq!(c.metrics.tokens[0].expose(), "tok");
 }
 
 #[test]
