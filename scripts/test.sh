@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of clawveil: formatting, lints, unit and integration tests (real
-# binary, curl, openssl, Pebble). Installs what the tests need when it is missing
+# binary, curl, openssl, Pebble, Prometheus). Installs what the tests need when it is missing
 # instead of skipping them.
 #
 #   bash scripts/test.sh            # everything
@@ -22,6 +22,9 @@ need openssl openssl
 need python3 python3
 need pebble pebble
 need pebble-challtestsrv pebble
+# A real Prometheus scrapes clawveil in the integration tests; promtool checks its output.
+need prometheus prometheus
+need promtool prometheus
 # The official openai SDK, websockets and the DingTalk Stream SDK drive the egress tests and the acceptance checks.
 python3 -c 'import openai, dingtalk_stream, websockets; assert int(websockets.__version__.split(".")[0]) >= 15' 2>/dev/null || python3 -m pip install -q openai 'websockets>=15' dingtalk-stream
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
@@ -35,3 +38,14 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked -- "${filter[@]}"
+
+# The deployment material is tested too (whole runs only, not with a filter).
+if [ ${#filter[@]} -eq 0 ]; then
+  echo "== alert rules: promtool check and unit tests"
+  (cd examples/prometheus && promtool check rules alerts.yml && promtool test rules alerts.test.yml \
+     && promtool check config --syntax-only prometheus.yml)
+  echo "== grafana dashboard: structure and PromQL"
+  python3 examples/grafana/validate.py --require-promtool
+  echo "== deployment examples: clawveil check, systemd-analyze, kubernetes-validate, lints"
+  bash scripts/check-examples.sh
+fi
