@@ -2,7 +2,13 @@
 //! listener), TLS-ALPN-01 through [`CertStore::set_alpn_challenge`] with an RFC 8737
 //! certificate. Answers are withdrawn when the [`Armed`] guard drops, whatever the
 //! outcome of the order.
+//!
+//! An IP address (RFC 8738) is validated like a name over HTTP-01 (the CA connects to
+//! the address itself). Over TLS-ALPN-01 the CA sends the address's reverse-DNS name
+//! as SNI (`7.113.0.203.in-addr.arpa`, or 32 nibbles under `ip6.arpa`), and the
+//! challenge certificate carries the address as an iPAddress subjectAltName.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use clawveil_config::Challenge;
@@ -11,8 +17,28 @@ use instant_acme::{ChallengeType, KeyAuthorization};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// A self-signed certificate for TLS-ALPN-01 (RFC 8737 §3): P-256, the domain as its
-/// only subjectAltName, and the critical acmeIdentifier extension
+/// The SNI under which the CA asks for `identifier`'s TLS-ALPN-01 answer: the name
+/// itself, or for an IP address its reverse-DNS name (RFC 8738 §6).
+pub(crate) fn alpn_sni(identifier: &str) -> String {
+    match identifier.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let mut name = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                name.push_str(&format!("{:x}.{:x}.", byte & 0x0f, byte >> 4));
+            }
+            name.push_str("ip6.arpa");
+            name
+        }
+        Err(_) => identifier.to_ascii_lowercase(),
+    }
+}
+
+/// A self-signed certificate for TLS-ALPN-01 (RFC 8737 §3): P-256, the domain (or IP
+/// address, as an iPAddress) as its only subjectAltName, and the critical acmeIdentifier extension
 /// (1.3.6.1.5.5.7.1.31) holding the DER OCTET STRING of SHA-256(key authorization).
 pub(crate) fn alpn_certificate(
     domain: &str,
@@ -76,6 +102,7 @@ impl Responder {
 pub(crate) struct Armed<'a> {
     responder: &'a Responder,
     tokens: Vec<String>,
+    /// SNI names of the TLS-ALPN-01 answers.
     domains: Vec<String>,
     /// Tokens and key authorizations, to scrub from error details.
     pub secrets: Vec<String>,
@@ -98,8 +125,9 @@ impl Armed<'_> {
             }
             Challenge::TlsAlpn01 => {
                 let cert = alpn_certificate(domain, key_auth.digest().as_ref())?;
-                self.responder.store.set_alpn_challenge(domain, Some(cert));
-                self.domains.push(domain.to_owned());
+                let sni = alpn_sni(domain);
+                self.responder.store.set_alpn_challenge(&sni, Some(cert));
+                self.domains.push(sni);
             }
         }
         Ok(())
@@ -143,5 +171,31 @@ mod tests {
         expected.extend_from_slice(&digest);
         assert_eq!(ext.value, expected.as_slice());
         assert!(alpn_certificate("x", &[0u8; 3]).is_err());
+    }
+
+    #[test]
+    fn ip_addresses_are_answered_under_their_reverse_dns_name() {
+        assert_eq!(alpn_sni("203.0.113.7"), "7.113.0.203.in-addr.arpa");
+        assert_eq!(alpn_sni("Bot.Example.com"), "bot.example.com");
+        // RFC 8738 §6's example
+        assert_eq!(
+            alpn_sni("2001:db8::1"),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
+        for ip in ["203.0.113.7", "2001:db8::1"] {
+            let ck = alpn_certificate(ip, &[1u8; 32]).unwrap();
+            let (_, cert) = parse_x509_certificate(ck.cert[0].as_ref()).unwrap();
+            let san = cert.subject_alternative_name().unwrap().unwrap();
+            let addr: IpAddr = ip.parse().unwrap();
+            let octets = match addr {
+                IpAddr::V4(a) => a.octets().to_vec(),
+                IpAddr::V6(a) => a.octets().to_vec(),
+            };
+            assert_eq!(
+                san.value.general_names,
+                vec![GeneralName::IPAddress(&octets)],
+                "{ip}"
+            );
+        }
     }
 }

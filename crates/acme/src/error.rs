@@ -45,6 +45,36 @@ pub enum AcmeError {
     Order(#[from] OrderError),
     #[error("cert renew: {reason}")]
     Renew { reason: String },
+    #[error(transparent)]
+    Profile(#[from] ProfileRefused),
+}
+
+/// `acme.profile` names a profile the CA does not advertise in its directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ProfileRefused {
+    pub profile: String,
+    pub directory: String,
+    /// The profiles the directory advertises, sorted (empty: it advertises none).
+    pub offered: Vec<String>,
+}
+
+impl fmt::Display for ProfileRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "acme.profile = {:?} is not offered by {}; ",
+            self.profile, self.directory
+        )?;
+        match self.offered.as_slice() {
+            [] => f.write_str(
+                "the CA advertises no profiles (no meta.profiles in its directory): remove acme.profile",
+            ),
+            offered => {
+                let list: Vec<String> = offered.iter().map(|p| format!("{p:?}")).collect();
+                write!(f, "it offers {}", list.join(", "))
+            }
+        }
+    }
 }
 
 impl AcmeError {

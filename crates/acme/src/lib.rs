@@ -9,12 +9,20 @@
 //! * **Challenges.** `http-01` through [`Http01Tokens`] (the plain-HTTP listener),
 //!   `tls-alpn-01` through [`CertStore::set_alpn_challenge`] with an RFC 8737
 //!   certificate. Keys are P-256.
+//! * **Profiles.** `acme.profile` (`shortlived`, `tlsserver`, ...) is checked against
+//!   the directory's `meta.profiles` at start, sent on every order including renewals,
+//!   and recorded beside the certificate for `cert status`.
+//! * **IP addresses** in `acme.domains` are ordered as RFC 8738 identifiers; for
+//!   TLS-ALPN-01 the challenge is answered under the reverse-DNS name
+//!   (`7.113.0.203.in-addr.arpa`) with the address as the certificate's iPAddress.
 //! * **Renewal.** ACME Renewal Information (RFC 9773) when the CA offers it: a random
 //!   moment inside the suggested window, rechecked after `Retry-After`; otherwise when
-//!   less than `renew_before` or a third of the lifetime remains. Failures back off
+//!   a third of the lifetime (or `renew_before`, if larger) remains. Failures back off
 //!   exponentially with jitter (2 s → 30 s while nothing is served, 1 min → 1 h while
-//!   a certificate is), never sooner than the CA's `Retry-After`; rate limits are
-//!   reported as such. The new certificate is swapped in without touching connections.
+//!   a certificate is, the maximum at most a 48th of the certificate's lifetime), never
+//!   sooner than the CA's `Retry-After` (honoured up to a 16th of the lifetime); rate
+//!   limits are reported as such. The new certificate is swapped in without touching
+//!   connections.
 //! * **Storage** under `acme.storage`: directory 0700, files 0600, atomic writes; with
 //!   `acme.storage_key` the private key and the account credentials are sealed with
 //!   AES-256-GCM. A lock file keeps a second process from managing the same storage.
@@ -47,7 +55,7 @@ use clawveil_tls::{CertStore, Http01Tokens};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use error::{AcmeError, OrderError, Step, RATE_LIMITED};
+pub use error::{AcmeError, OrderError, ProfileRefused, Step, RATE_LIMITED};
 pub use renew::{renew_now, RenewOutcome};
 pub use schedule::{Options, BACKOFF_ENV, MIN_RENEWAL_ENV};
 pub use status::{status, when, CertStatus};
@@ -82,7 +90,9 @@ pub async fn start_with(
     shutdown: watch::Receiver<bool>,
     opts: Options,
 ) -> Result<JoinHandle<()>, AcmeError> {
-    Ok(AcmeManager::prepare(cfg, store, http01, metrics, opts)?.spawn(shutdown))
+    let mut manager = AcmeManager::prepare(cfg, store, http01, metrics, opts)?;
+    manager.check_profile().await?;
+    Ok(manager.spawn(shutdown))
 }
 
 /// A manager that holds the storage lock and has installed the stored certificate (if
@@ -140,12 +150,20 @@ impl AcmeManager {
         Ok(AcmeManager { manager })
     }
 
+    /// With `acme.profile` set, checks it against the profiles the CA's directory
+    /// advertises (loading or creating the account): a profile the CA does not offer
+    /// is an [`AcmeError::Profile`] naming the ones it does. A CA that cannot be
+    /// reached within 15 s is no error; the profile is checked again before every order.
+    pub async fn check_profile(&mut self) -> Result<(), AcmeError> {
+        self.manager.check_profile_at_start().await
+    }
+
     /// Runs issuance and renewal until `shutdown` turns true (must be called inside a
     /// tokio runtime). Challenges are answered through the store and tokens given to
     /// [`prepare`](Self::prepare), so the listeners should be serving by now.
     pub fn spawn(self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         let cfg = &self.manager.cfg;
-        tracing::info!(domains = ?cfg.domains, directory = %cfg.directory, challenge = %cfg.challenge, storage = %cfg.storage.display(), sealed = cfg.storage_key.is_some(), "ACME manager started");
+        tracing::info!(domains = ?cfg.domains, directory = %cfg.directory, challenge = %cfg.challenge, profile = cfg.profile.as_deref(), storage = %cfg.storage.display(), sealed = cfg.storage_key.is_some(), "ACME manager started");
         tokio::spawn(self.manager.run(shutdown))
     }
 }

@@ -17,9 +17,10 @@ use crate::challenge::Responder;
 use crate::error::{OrderError, Step, ALREADY_REPLACED};
 use crate::order::{self, Issued};
 use crate::renew::{self, RenewResult};
-use crate::schedule::{fallback_renewal, Backoff, Options};
+use crate::schedule::{fallback_renewal, lifetime, Backoff, Options, MAX_RETRY_AFTER};
 use crate::storage::{ScheduleFile, Storage, StorageLock, StoredCert};
 
+mod profile;
 mod refresh;
 
 /// What the CA said about renewal information.
@@ -237,12 +238,11 @@ impl Manager {
                     Ari::Unknown { retry_at } => (fallback, Some(*retry_at), "renew-before"),
                 };
                 // A certificate due at once after issuance: do not hammer the CA.
+                let min_interval = self.opts.paced(lifetime(&cur.info)).min_renewal_interval;
                 match cur.issued_here_at {
-                    Some(t) if at < t + self.opts.min_renewal_interval => (
-                        t + self.opts.min_renewal_interval,
-                        ari_at,
-                        "min-renewal-interval",
-                    ),
+                    Some(t) if at < t + min_interval => {
+                        (t + min_interval, ari_at, "min-renewal-interval")
+                    }
                     _ => (at, ari_at, reason),
                 }
             }
@@ -294,11 +294,13 @@ impl Manager {
         match result {
             Ok(issued) => {
                 self.metrics.acme_orders.with_label_values(&["ok"]).inc();
-                tracing::info!(domains = ?self.cfg.domains, not_after = %clawveil_telemetry::rfc3339(issued.cert.info.not_after), issuer = %issued.cert.info.issuer, "ACME certificate issued; serving it from the next handshake on");
-                if let Err(e) = self
-                    .storage
-                    .save_cert(issued.chain_pem.as_bytes(), issued.key_pem.as_bytes())
-                {
+                tracing::info!(domains = ?self.cfg.domains, not_after = %clawveil_telemetry::rfc3339(issued.cert.info.not_after), issuer = %issued.cert.info.issuer, profile = issued.profile.as_deref(), "ACME certificate issued; serving it from the next handshake on");
+                self.warn_renew_before(&issued.cert.info);
+                if let Err(e) = self.storage.save_cert(
+                    issued.chain_pem.as_bytes(),
+                    issued.key_pem.as_bytes(),
+                    issued.profile.as_deref(),
+                ) {
                     tracing::error!(domains = ?self.cfg.domains, step = "store", error = %e, "cannot store the new certificate; serving it anyway, it will be ordered again after a restart");
                 }
                 self.cert_stamp = self.storage.cert_stamp();
@@ -323,18 +325,23 @@ impl Manager {
                     self.use_replaces = false;
                 }
                 // Nothing (valid) is served: retry fast, the service is down.
-                let serving = self
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| c.info.not_after > now);
-                let (base, max) = match serving {
-                    true => (self.opts.backoff_base, self.opts.backoff_max),
-                    false => (
+                let serving = self.current.as_ref().filter(|c| c.info.not_after > now);
+                // While serving, the delays scale with the certificate's lifetime.
+                let (base, max, max_retry_after) = match serving {
+                    Some(c) => {
+                        let p = self.opts.paced(lifetime(&c.info));
+                        (p.backoff_base, p.backoff_max, p.max_retry_after)
+                    }
+                    None => (
                         self.opts.initial_backoff_base,
                         self.opts.initial_backoff_max,
+                        MAX_RETRY_AFTER,
                     ),
                 };
-                let delay = self.backoff.fail(base, max, jitter(), e.retry_after, now);
+                let serving = serving.is_some();
+                let delay =
+                    self.backoff
+                        .fail(base, max, jitter(), e.retry_after, max_retry_after, now);
                 self.retry_at = Some(now + delay);
                 self.last_error = Some(e.to_string());
                 tracing::warn!(
@@ -371,11 +378,13 @@ impl Manager {
     ) -> Result<Issued, OrderError> {
         let account = self.account(false).await?;
         let poll = self.opts.validation_timeout;
-        let (domains, http) = (&self.cfg.domains, &self.client.http);
+        let (domains, client) = (&self.cfg.domains, &self.client);
+        let profile = self.cfg.profile.as_deref();
         let first = order::issue(
             &account,
-            http,
+            client,
             domains,
+            profile,
             &self.responder,
             replaces.clone(),
             poll,
@@ -385,8 +394,18 @@ impl Manager {
             Err(e) if e.is_account_missing() => {
                 tracing::warn!(directory = %self.client.directory, "the CA does not know the stored account; creating a new one");
                 let account = self.account(true).await?;
-                let (domains, http) = (&self.cfg.domains, &self.client.http);
-                order::issue(&account, http, domains, &self.responder, replaces, poll).await
+                let (domains, client) = (&self.cfg.domains, &self.client);
+                let profile = self.cfg.profile.as_deref();
+                order::issue(
+                    &account,
+                    client,
+                    domains,
+                    profile,
+                    &self.responder,
+                    replaces,
+                    poll,
+                )
+                .await
             }
             Err(e) => {
                 // Fetch the directory afresh next time (the CA may have been restarted).

@@ -14,9 +14,9 @@ use instant_acme::{
     RetryPolicy,
 };
 
+use crate::account::AcmeClient;
 use crate::challenge::Responder;
-use crate::error::{OrderError, Step};
-use crate::http::HttpSetup;
+use crate::error::{OrderError, ProfileRefused, Step};
 use crate::storage::missing_name;
 
 const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
@@ -25,6 +25,8 @@ const NONCE_ROUNDS: u32 = 5;
 
 /// A certificate fresh from the CA, checked against its key and the names.
 pub(crate) struct Issued {
+    /// The profile the CA says it applied (or, if it does not say, the one asked for).
+    pub profile: Option<String>,
     pub chain_pem: String,
     pub key_pem: String,
     pub cert: LoadedCert,
@@ -47,6 +49,24 @@ macro_rules! nonce_retry {
     }};
 }
 
+/// Refuses a profile the account's directory does not advertise.
+pub(crate) fn check_profile(
+    account: &Account,
+    profile: &str,
+    directory: &str,
+) -> Result<(), ProfileRefused> {
+    let mut offered: Vec<String> = account.profiles().map(|p| p.name.to_owned()).collect();
+    if offered.iter().any(|p| p == profile) {
+        return Ok(());
+    }
+    offered.sort();
+    Err(ProfileRefused {
+        profile: profile.to_owned(),
+        directory: directory.to_owned(),
+        offered,
+    })
+}
+
 fn identifiers(domains: &[String]) -> Vec<Identifier> {
     domains
         .iter()
@@ -57,15 +77,18 @@ fn identifiers(domains: &[String]) -> Vec<Identifier> {
         .collect()
 }
 
-/// Runs one order to the end. `replaces` names the certificate being renewed (ARI).
+/// Runs one order to the end. `profile` is asked for on every order (first issuance and
+/// renewals alike); `replaces` names the certificate being renewed (ARI).
 pub(crate) async fn issue(
     account: &Account,
-    http: &HttpSetup,
+    client: &AcmeClient,
     domains: &[String],
+    profile: Option<&str>,
     responder: &Responder,
     replaces: Option<CertificateIdentifier<'static>>,
     poll_timeout: Duration,
 ) -> Result<Issued, OrderError> {
+    let http = &client.http;
     let fail = |step: Step| {
         move |e: instant_acme::Error| {
             let mut err = OrderError::from_acme(step, &e);
@@ -75,11 +98,22 @@ pub(crate) async fn issue(
     };
     let ids = identifiers(domains);
     let mut new_order = NewOrder::new(&ids);
+    if let Some(p) = profile {
+        // The CA may have changed its offer since the start.
+        check_profile(account, p, &client.directory)
+            .map_err(|e| OrderError::new(Step::NewOrder, e.to_string()))?;
+        new_order = new_order.profile(p);
+    }
     if let Some(r) = replaces {
         new_order = new_order.replaces(r);
     }
     let mut order =
         nonce_retry!(account.new_order(&new_order).await).map_err(fail(Step::NewOrder))?;
+    let applied = order
+        .state()
+        .profile
+        .clone()
+        .or_else(|| profile.map(str::to_owned));
 
     let mut armed = responder.arm();
     let mut done: HashSet<String> = HashSet::new();
@@ -178,6 +212,7 @@ pub(crate) async fn issue(
         );
     }
     Ok(Issued {
+        profile: applied,
         chain_pem,
         key_pem,
         cert,

@@ -29,6 +29,8 @@ pub struct CertStatus {
     pub last_error: Option<String>,
     /// Why the stored certificate cannot be served as it is, if it cannot.
     pub problem: Option<String>,
+    /// The profile the certificate was ordered with (`shortlived`, ...), when recorded.
+    pub profile: Option<String>,
 }
 
 /// `2026-12-31T00:00:00Z (in 29 days)`: a time as RFC 3339 (UTC) and how far it is
@@ -65,6 +67,9 @@ impl fmt::Display for CertStatus {
         writeln!(f, "certificate   {}", self.path.display())?;
         writeln!(f, "  names       {}", self.names.join(", "))?;
         writeln!(f, "  issuer      {}", self.issuer)?;
+        if let Some(p) = &self.profile {
+            writeln!(f, "  profile     {p}")?;
+        }
         writeln!(f, "  not before  {}", when(self.not_before, now))?;
         writeln!(f, "  not after   {}", when(self.not_after, now))?;
         writeln!(
@@ -89,7 +94,7 @@ impl fmt::Display for CertStatus {
 /// What is stored under `acme.storage` (empty when nothing is).
 pub fn status(cfg: &clawveil_config::Acme) -> Result<Vec<CertStatus>, AcmeError> {
     let storage = Storage::new(cfg)?;
-    let Some(info) = storage.read_cert_info()? else {
+    let Some((info, meta)) = storage.read_cert_info()? else {
         return Ok(Vec::new());
     };
     let problem = match storage.load_cert(&cfg.domains) {
@@ -124,6 +129,7 @@ pub fn status(cfg: &clawveil_config::Acme) -> Result<Vec<CertStatus>, AcmeError>
         failures,
         last_error,
         problem,
+        profile: meta.and_then(|m| m.profile),
     }])
 }
 

@@ -20,6 +20,16 @@ pub(crate) const CERT: &str = "cert.pem";
 pub(crate) const KEY: &str = "key.pem";
 pub(crate) const LOCK: &str = "lock";
 pub(crate) const SCHEDULE: &str = "schedule.json";
+pub(crate) const CERT_META: &str = "cert-meta.json";
+
+/// What is known about the stored certificate beyond its own contents (not secret).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct CertMeta {
+    /// SHA-256 of the leaf (hex): the metadata counts only for that certificate.
+    pub leaf_sha256: String,
+    /// The profile it was ordered with, as the CA confirmed it.
+    pub profile: Option<String>,
+}
 
 /// The account credentials and the directory they belong to.
 #[derive(Serialize, Deserialize)]
@@ -231,37 +241,66 @@ impl Storage {
     }
 
     /// Stores a new certificate: the key first, then the chain (a crash in between
-    /// leaves a mismatched pair, which loading detects and re-orders).
-    pub(crate) fn save_cert(&self, chain_pem: &[u8], key_pem: &[u8]) -> Result<(), AcmeError> {
+    /// leaves a mismatched pair, which loading detects and re-orders), then what it was
+    /// ordered with.
+    pub(crate) fn save_cert(
+        &self,
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        profile: Option<&str>,
+    ) -> Result<(), AcmeError> {
         self.write_secret(KEY, key_pem)?;
-        self.write_plain(CERT, chain_pem)
+        self.write_plain(CERT, chain_pem)?;
+        let Ok(leaf) = self.read_leaf(chain_pem) else {
+            let _ = fs::remove_file(self.path(CERT_META));
+            return Ok(());
+        };
+        let meta = CertMeta {
+            leaf_sha256: leaf_sha256(&leaf),
+            profile: profile.map(str::to_owned),
+        };
+        let json = serde_json::to_vec_pretty(&meta).unwrap_or_default();
+        self.write_plain(CERT_META, &json)
     }
 
-    /// Reads only the leaf of the stored chain (no key needed), for `cert status`.
-    pub(crate) fn read_cert_info(&self) -> Result<Option<CertInfo>, AcmeError> {
-        let path = self.path(CERT);
-        let chain = match fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(AcmeError::io(&path, "read", e)),
-        };
+    /// The metadata of the stored certificate, when it belongs to `leaf`.
+    pub(crate) fn read_cert_meta(&self, leaf: &[u8]) -> Option<CertMeta> {
+        let data = fs::read(self.path(CERT_META)).ok()?;
+        let meta: CertMeta = serde_json::from_slice(&data).ok()?;
+        (meta.leaf_sha256 == leaf_sha256(leaf)).then_some(meta)
+    }
+
+    fn read_leaf(&self, chain: &[u8]) -> Result<Vec<u8>, AcmeError> {
         use rustls_pki_types::pem::PemObject;
-        let leaf = rustls_pki_types::CertificateDer::pem_slice_iter(&chain)
+        let path = self.path(CERT);
+        let leaf = rustls_pki_types::CertificateDer::pem_slice_iter(chain)
             .next()
             .ok_or_else(|| AcmeError::Corrupted {
                 path: path.clone(),
                 reason: "no PEM certificate".into(),
             })?
             .map_err(|e| AcmeError::Corrupted {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-        CertInfo::parse(leaf.as_ref())
-            .map(Some)
-            .map_err(|e| AcmeError::Corrupted {
                 path,
                 reason: e.to_string(),
-            })
+            })?;
+        Ok(leaf.as_ref().to_vec())
+    }
+
+    /// Reads only the leaf of the stored chain (no key needed), for `cert status`, with
+    /// its metadata when that belongs to it.
+    pub(crate) fn read_cert_info(&self) -> Result<Option<(CertInfo, Option<CertMeta>)>, AcmeError> {
+        let path = self.path(CERT);
+        let chain = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(AcmeError::io(&path, "read", e)),
+        };
+        let leaf = self.read_leaf(&chain)?;
+        let info = CertInfo::parse(&leaf).map_err(|e| AcmeError::Corrupted {
+            path,
+            reason: e.to_string(),
+        })?;
+        Ok(Some((info, self.read_cert_meta(&leaf))))
     }
 
     /// Modification time and length of the stored chain, to notice replacements.
@@ -282,6 +321,14 @@ impl Storage {
             }
         }
     }
+}
+
+fn leaf_sha256(leaf: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The first configured domain the certificate does not name (case-insensitive).

@@ -11,11 +11,12 @@ fn cfg(dir: &Path, key: Option<&str>) -> clawveil_config::Acme {
         directory: "https://127.0.0.1:1/dir".into(),
         challenge: clawveil_config::Challenge::Http01,
         storage: dir.join("acme"),
-        renew_before: std::time::Duration::from_secs(30 * 86400),
+        renew_before: None,
         ca_roots: None,
         eab_kid: None,
         eab_hmac: None,
         storage_key: key.map(Secret::literal),
+        profile: None,
     }
 }
 
@@ -34,12 +35,17 @@ fn modes_sealing_and_reload() {
     let s = Storage::new(&cfg(tmp.path(), Some(K))).unwrap();
     s.prepare().unwrap();
     let (chain, key) = pair();
-    s.save_cert(chain.as_bytes(), key.as_bytes()).unwrap();
+    s.save_cert(chain.as_bytes(), key.as_bytes(), Some("shortlived"))
+        .unwrap();
     assert_eq!(
         fs::metadata(s.dir()).unwrap().permissions().mode() & 0o777,
         0o700
     );
-    for f in [CERT, KEY] {
+    let (_, meta) = s.read_cert_info().unwrap().unwrap();
+    assert_eq!(meta.unwrap().profile.as_deref(), Some("shortlived"));
+    // metadata that belongs to another certificate is not shown
+    assert_eq!(s.read_cert_meta(b"another leaf"), None);
+    for f in [CERT, KEY, CERT_META] {
         assert_eq!(
             fs::metadata(s.path(f)).unwrap().permissions().mode() & 0o777,
             0o600
@@ -88,7 +94,9 @@ fn plaintext_is_sealed_when_a_key_appears() {
     let plain = Storage::new(&cfg(tmp.path(), None)).unwrap();
     plain.prepare().unwrap();
     let (chain, key) = pair();
-    plain.save_cert(chain.as_bytes(), key.as_bytes()).unwrap();
+    plain
+        .save_cert(chain.as_bytes(), key.as_bytes(), None)
+        .unwrap();
     assert!(String::from_utf8_lossy(&fs::read(plain.path(KEY)).unwrap()).contains("PRIVATE KEY"));
     let sealed = Storage::new(&cfg(tmp.path(), Some(K))).unwrap();
     assert!(matches!(
@@ -107,6 +115,7 @@ fn garbage_chain_is_unusable_and_lock_is_exclusive() {
     s.save_cert(
         b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
         key.as_bytes(),
+        None,
     )
     .unwrap();
     assert!(matches!(

@@ -67,6 +67,40 @@ pub enum Command {
     /// renews; or renew an ACME certificate now.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Audit the bot's host: its files at rest, who can reach it without clawveil,
+    /// plain-http model URLs, identifiers in its logs, and clawveil's own state. Prints
+    /// a checklist (never a secret value); exits 1 when any check fails.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// The bot's directory (repeatable). Default: ~/.openclaw, and /etc/openclaw when
+    /// it exists.
+    #[arg(long = "openclaw-dir", value_name = "DIR")]
+    pub openclaw_dirs: Vec<PathBuf>,
+    /// The bot's configuration, when it is not <DIR>/openclaw.json.
+    #[arg(long, env = "OPENCLAW_CONFIG_PATH", value_name = "FILE")]
+    pub openclaw_config: Option<PathBuf>,
+    /// clawveil's configuration; its checks are skipped when the file does not exist.
+    #[arg(short, long, env = "CLAWVEIL_CONFIG", default_value = "proxy.toml")]
+    pub config: PathBuf,
+    /// Print the checklist as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Remove group and other access from the files and directories flagged (files
+    /// become 0600, directories 0700) before checking. Nothing else is modified.
+    #[arg(long)]
+    pub fix_perms: bool,
+    /// A further log file or directory to scan (repeatable).
+    #[arg(long = "log-path", value_name = "PATH")]
+    pub log_paths: Vec<PathBuf>,
+    /// Scan at most this many log and session files, newest first.
+    #[arg(long, default_value_t = 200)]
+    pub log_max_files: usize,
+    /// Read at most this many MiB of logs in all.
+    #[arg(long, default_value_t = 64)]
+    pub log_max_mib: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,7 +142,9 @@ pub struct ConfigArgs {
     #[arg(short, long, env = "CLAWVEIL_CONFIG", default_value = "proxy.toml")]
     pub config: PathBuf,
     /// Accept private keys and secret files that group or others can read. Loudly
-    /// warned about; meant for broken volume mounts, not for production.
+    /// warned about; meant for broken volume mounts, not for production. Not needed for
+    /// a root-owned file that only its group may read when clawveil runs with that group
+    /// (`chown root:GROUP`, `chmod 440`; Kubernetes Secrets with fsGroup): that is accepted.
     #[arg(long)]
     pub allow_insecure_permissions: bool,
 }

@@ -3,6 +3,7 @@
 
 mod cert;
 mod cli;
+mod doctor;
 mod redact;
 mod run;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
         cli::Command::Check(args) => run::check(&args),
         cli::Command::Redact(args) => redact::redact(&args),
         cli::Command::Cert(cmd) => cert::cert(cmd),
+        cli::Command::Doctor(args) => doctor::doctor(&args),
     }
 }
 

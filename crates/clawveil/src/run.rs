@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 use crate::cli::ConfigArgs;
 
+mod secret_watch;
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Exit status for an invalid configuration (before anything is bound), including
@@ -198,7 +200,7 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> Result<(), Sto
     // ACME: refuse to start on what retrying cannot fix (storage key, lock, CA roots);
     // a stored valid certificate is served at once, issuance runs in the background.
     let http01 = Http01Tokens::default();
-    let acme = match (&cfg.tls.mode, &cfg.acme) {
+    let mut acme = match (&cfg.tls.mode, &cfg.acme) {
         (TlsMode::Acme, Some(acme)) => Some(
             clawveil_acme::AcmeManager::prepare(
                 acme,
@@ -217,6 +219,13 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> Result<(), Sto
         }
         _ => None,
     };
+    // A profile the CA does not offer can never be issued: refuse before binding.
+    if let Some(m) = acme.as_mut() {
+        m.check_profile()
+            .await
+            .context("acme")
+            .map_err(Stop::Startup)?;
+    }
 
     let bound = bind(&cfg).await.map_err(|e| Stop::Startup(e.into()))?;
     let token = Arc::new(RwLock::new(cfg.metrics.tokens.clone()));
@@ -263,17 +272,28 @@ async fn serve_until_signal(cfg: Config, allow_insecure: bool) -> Result<(), Sto
     let mut hup = handler(SignalKind::hangup(), "SIGHUP handler")?;
     let mut term = handler(SignalKind::terminate(), "SIGTERM handler")?;
     let mut int = handler(SignalKind::interrupt(), "SIGINT handler")?;
+    // A changed `${file:..}` secret reloads as SIGHUP does (nobody sends one in Kubernetes).
+    let mut secret_changes =
+        secret_watch::spawn(cfg.secret_files(), cfg.tls.watch_interval, stop_rx.clone());
     let server = tokio::spawn(serve(bound, rt, stop_rx.clone()));
     let acme_task = acme.map(|m| m.spawn(stop_rx));
+    let reload = |why: &str| {
+        if let Some(r) = &reloader {
+            let _ = r.reload(why);
+        }
+        reload_secrets(&cfg, &token);
+        reload_tx.send_modify(|generation| *generation += 1);
+    };
     loop {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading certificates and secrets");
-                if let Some(r) = &reloader {
-                    let _ = r.reload("SIGHUP");
-                }
-                reload_secrets(&cfg, &token);
-                reload_tx.send_modify(|generation| *generation += 1);
+                reload("SIGHUP");
+            }
+            Some(paths) = secret_changes.recv() => {
+                reload("secret file change");
+                let paths: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
+                tracing::info!(paths = ?paths, "secret file changed: reloaded certificates and secrets, as on SIGHUP");
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

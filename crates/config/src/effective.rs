@@ -40,6 +40,8 @@ impl Config {
         if let Some(f) = &u.fallback {
             t["fallback"] = value(f);
         }
+        t["exposure_check"] = duration(u.exposure_check.unwrap_or_default());
+        t["require_loopback"] = value(u.require_loopback);
         doc["upstream"] = Item::Table(t);
 
         let tls = &self.tls;
@@ -60,13 +62,18 @@ impl Config {
             t["directory"] = value(&a.directory);
             t["challenge"] = value(a.challenge.as_str());
             t["storage"] = path(&a.storage);
-            t["renew_before"] = duration(a.renew_before);
+            if let Some(d) = a.renew_before {
+                t["renew_before"] = duration(d);
+            }
             if let Some(p) = &a.ca_roots {
                 t["ca_roots"] = path(p);
             }
             secret(&mut t, "eab_kid", a.eab_kid.as_ref());
             secret(&mut t, "eab_hmac", a.eab_hmac.as_ref());
             secret(&mut t, "storage_key", a.storage_key.as_ref());
+            if let Some(p) = &a.profile {
+                t["profile"] = value(p);
+            }
             doc["acme"] = Item::Table(t);
         }
 

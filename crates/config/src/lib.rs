@@ -10,7 +10,8 @@
 //!   `proxy.toml:3:1: listen.httpz: unknown key; valid keys in [listen]: https, http, metrics`.
 //!   A [`ConfigError`] makes the process exit with [`ConfigError::exit_code`] (2).
 //! - **secrets**: `${env:NAME}` and `${file:/path}` templates ([`secret`]), masked in
-//!   `Debug`, `Display` and [`Config::effective_toml`], re-read on SIGHUP.
+//!   `Debug`, `Display` and [`Config::effective_toml`], re-read on SIGHUP; the binary
+//!   polls [`Config::secret_files`] to reload on a change too.
 //! - **permission checks** for private files, OpenSSH-style ([`check_private_file`]),
 //!   applied to `tls.key` (files mode) and every `${file:..}` secret, and used by other
 //!   crates for the files they own.
@@ -62,7 +63,8 @@ use span::{join_path, section_path, Seg, Tree};
 /// How to load a configuration.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// Accept `tls.key` and `${file:..}` secrets that group or others may read; each is
+    /// Accept `tls.key` and `${file:..}` secrets that group or others may read (beyond
+    /// the root-owned, group-readable files [`check_private_file`] accepts anyway); each is
     /// reported in [`Config::warnings`] for the caller to log loudly.
     pub allow_insecure_permissions: bool,
 }

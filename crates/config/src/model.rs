@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::perms::PermissionWarning;
@@ -73,6 +73,52 @@ pub struct Config {
     pub warnings: Vec<PermissionWarning>,
 }
 
+impl Config {
+    /// Every secret in the configuration, whatever reads it.
+    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        let acme = self.acme.iter().flat_map(|a| {
+            [&a.eab_kid, &a.eab_hmac, &a.storage_key]
+                .into_iter()
+                .flatten()
+        });
+        let routes = self.routes.iter().flat_map(|r| {
+            r.app_secrets
+                .iter()
+                .chain(&r.event_token)
+                .chain(&r.event_aes_key)
+        });
+        let egress = self.egress.iter().flat_map(|e| {
+            e.token.iter().chain(e.targets.iter().flat_map(|t| {
+                t.inject_headers
+                    .iter()
+                    .map(|(_, s)| s)
+                    .chain(&t.client_token)
+            }))
+        });
+        self.log
+            .hash_key
+            .iter()
+            .chain(acme)
+            .chain(&self.metrics.tokens)
+            .chain(routes)
+            .chain(egress)
+    }
+
+    /// The `${file:..}` paths of every secret, sorted and without duplicates, as
+    /// written (a symlink is not resolved: the binary polls them for changes, and
+    /// Kubernetes rotates a Secret by swapping the `..data` symlink behind the path).
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self
+            .secrets()
+            .flat_map(Secret::files)
+            .map(Path::to_path_buf)
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+}
+
 /// `[listen]`
 #[derive(Debug, Clone)]
 pub struct Listen {
@@ -101,6 +147,14 @@ pub struct Upstream {
     /// Optional second upstream. Always `None` from [`parse`](crate::parse) and
     /// [`load`](crate::load): `upstream.fallback` is refused as "not supported yet".
     pub fallback: Option<String>,
+    /// How often to look for the bot listening on a non-loopback address (on the
+    /// upstream's port) where it can be reached without clawveil. `None`: the check is
+    /// off (`"0s"`). Default 30s.
+    pub exposure_check: Option<Duration>,
+    /// Whether an exposed bot makes `/readyz` answer 503. Default: true when the host of
+    /// `url` is a loopback address (or `localhost`); never true otherwise, nor with the
+    /// check off.
+    pub require_loopback: bool,
 }
 
 /// `tls.mode`: where the serving certificate comes from.
@@ -168,8 +222,9 @@ pub struct Acme {
     pub challenge: Challenge,
     /// Default `certs/acme`.
     pub storage: PathBuf,
-    /// Default 30d.
-    pub renew_before: Duration,
+    /// Renew when less than this remains (or a third of the lifetime, whichever is
+    /// larger) and the CA offers no renewal information. Unset: a third of the lifetime.
+    pub renew_before: Option<Duration>,
     /// Extra PEM roots to trust the ACME server with (private CA, Pebble in tests).
     pub ca_roots: Option<PathBuf>,
     /// External account binding key id (set together with `eab_hmac`).
@@ -178,6 +233,9 @@ pub struct Acme {
     pub eab_hmac: Option<Secret>,
     /// 32 bytes as 64 hex characters (validated).
     pub storage_key: Option<Secret>,
+    /// The certificate profile to ask the CA for (`shortlived`, `tlsserver`, ...);
+    /// checked against the profiles the directory advertises. Unset: the CA's default.
+    pub profile: Option<String>,
 }
 
 /// `[limits]`

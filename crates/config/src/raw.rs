@@ -49,6 +49,8 @@ pub(crate) struct RawUpstream {
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
     pub fallback: Option<String>,
+    pub exposure_check: Option<String>,
+    pub require_loopback: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +78,7 @@ pub(crate) struct RawAcme {
     pub eab_kid: Option<String>,
     pub eab_hmac: Option<String>,
     pub storage_key: Option<String>,
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

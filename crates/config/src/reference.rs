@@ -129,27 +129,30 @@ pub(crate) static SECTIONS: &[SectionDoc] = &[
         k("connect_timeout", "duration", "`2s`", "Time to establish a connection to the upstream. At most 5m."),
         k("response_timeout", "duration", "`30s`", "Until response headers arrive; then bodies stream. At most 24h."),
         k("fallback", "URL", NONE, "A second upstream, same form as `url`.").not_yet(FALLBACK),
+        k("exposure_check", "duration", "`30s`", "How often (and once at start) clawveil looks, on Linux in `/proc/net/tcp` and `/proc/net/tcp6`, for the bot listening on the upstream's port on a non-loopback address (`0.0.0.0`, `::` or any other), where it can be reached without clawveil; with `[egress]`, also every other listening socket of the process that owns that port, when clawveil may read its `/proc/<pid>/fd`. Found: an error log line naming the address and port, and `clawveil_upstream_exposed` = 1. From 100ms to 1h; `\"0s\"` turns the check off."),
+        k("require_loopback", "bool", "`true` when the host of `url` is a loopback address or `localhost`, else `false`", "While the bot is exposed, `/readyz` answers 503 with the address to rebind. `true` is refused with a non-loopback `url` (the bot would never be ready) and with `exposure_check = \"0s\"`."),
     ]),
     table("tls", "The serving certificate and TLS policy. Without `[tls]` the mode is `self-signed`.", &[
         k("mode", "\"acme\" | \"files\" | \"self-signed\"", "`self-signed`", "`acme`: obtained and renewed (needs `[acme]`); `files`: `cert` and `key` from disk, reloaded on SIGHUP and on change; `self-signed`: generated on first start, for development."),
         k("min_version", "\"1.2\" | \"1.3\"", "`1.2`", "Lowest TLS version offered."),
         k("hsts", "string", "`max-age=31536000; includeSubDomains`", "`Strict-Transport-Security` header value; `\"\"` disables it."),
         k("cert", "path", "`certs/fullchain.pem` (files), `certs/selfsigned.pem` (self-signed)", "PEM chain, leaf first. Must exist in `files` mode."),
-        k("key", "path", "`certs/privkey.pem` (files), `certs/selfsigned.key` (self-signed)", "PEM private key. In `files` mode it must exist and not be readable by group or others (`chmod 600`)."),
+        k("key", "path", "`certs/privkey.pem` (files), `certs/selfsigned.key` (self-signed)", "PEM private key. In `files` mode it must exist and not be readable by group or others (`chmod 600`), except that a file owned by root and readable by its group alone (`0440`, `0640`) is accepted when that group is one clawveil runs with (`chown root:GROUP`; a Kubernetes Secret volume with `fsGroup`)."),
         k("names", "[string]", "`[\"localhost\", \"127.0.0.1\", \"::1\"]`", "Names put in the generated self-signed certificate."),
-        k("watch_interval", "duration", "`2s`", "How often `files` mode checks `cert` and `key` for changes. From 100ms to 1h."),
+        k("watch_interval", "duration", "`2s`", "How often `files` mode checks `cert` and `key` for changes, and how often, in every mode, clawveil checks the files of `${file:..}` secrets: when one changes (its device, inode, modification time or size, after following symlinks, so a Kubernetes Secret update is seen), clawveil reloads as on SIGHUP and logs the path. From 100ms to 1h."),
     ]),
     table("acme", "Certificates by ACME (RFC 8555). Required when `tls.mode = \"acme\"`.", &[
-        k("domains", "[string]", REQUIRED, "Non-empty; one certificate carries all of them. No wildcards."),
+        k("domains", "[string]", REQUIRED, "Non-empty; one certificate carries all of them: DNS names, IPv4 or IPv6 addresses (RFC 8738; validated by `http-01` or `tls-alpn-01`). No wildcards."),
         k("contact", "[string]", "[]", "Account contacts, each `mailto:...`."),
         k("directory", "URL", "`https://acme-v02.api.letsencrypt.org/directory`", "ACME directory URL (`https://` only)."),
         k("challenge", "\"http-01\" | \"tls-alpn-01\"", "`http-01`", "`http-01` is answered on `listen.http` (which it requires); `tls-alpn-01` on `listen.https`."),
         k("storage", "path", "`certs/acme`", "Directory for the account and certificates; files 0600, written atomically."),
-        k("renew_before", "duration", "`30d`", "Renew this long before expiry when the CA offers no renewal information (ARI)."),
+        k("renew_before", "duration", "a third of the lifetime", "When the CA offers no renewal information (ARI): renew when less than this, or a third of the certificate's lifetime, whichever is larger, remains. Leave unset for short-lived certificates: a value longer than the lifetime makes every certificate due at once (renewed about hourly)."),
         k("ca_roots", "path", NONE, "Extra PEM roots to trust the ACME server (private CA, Pebble in tests)."),
         k("eab_kid", "secret", NONE, "External account binding key id; set together with `eab_hmac`."),
         k("eab_hmac", "secret", NONE, "External account binding HMAC key (base64url); set together with `eab_kid`."),
         k("storage_key", "secret", NONE, "Seals stored private keys with AES-256-GCM: 32 bytes as 64 hex characters (`openssl rand -hex 32`)."),
+        k("profile", "string", NONE, "Certificate profile to order (`shortlived`, `tlsserver`, `classic` at Let's Encrypt), sent on every order and renewal; at start it must be one the directory advertises. Unset: the CA's default. Let's Encrypt issues IP-address certificates only with `shortlived`."),
     ]),
     table("limits", "Resource limits on the https listener.", &[
         k("max_body", "size", "`10MiB`", "Larger request bodies get 413. At most 64GiB."),
@@ -179,7 +182,7 @@ pub(crate) static SECTIONS: &[SectionDoc] = &[
         k("replace", "\"mask\" | \"hash\"", "`mask`", "A fixed mask, or a keyed hash (`log.hash_key`)."),
     ]),
     table("metrics", "The Prometheus endpoint.", &[
-        k("token", "secret | [secret]", NONE, "Bearer token required on `/metrics`; mandatory when `listen.metrics` is not loopback. An array (`[\"${file:/run/secrets/metrics_new}\", \"${file:/run/secrets/metrics_old}\"]`) accepts any one of its tokens, for a rotation overlap; each is a secret (masked by `check`, re-read on SIGHUP), compared in constant time, and all are checked on every request. An empty string, an empty array and a duplicate entry are refused."),
+        k("token", "secret | [secret]", NONE, "Bearer token required on `/metrics`; mandatory when `listen.metrics` is not loopback. An array (`[\"${file:/run/secrets/metrics_new}\", \"${file:/run/secrets/metrics_old}\"]`) accepts any one of its tokens, for a rotation overlap; each is a secret (masked by `check`, re-read on SIGHUP and when its file changes), compared in constant time, and all are checked on every request. An empty string, an empty array and a duplicate entry are refused."),
     ]),
     array("route", "Routes by path prefix, longest prefix first. Without any, one route `default` for `/` with `verify = \"none\"`.", &[
         k("name", "string", REQUIRED, "Unique; the label used in logs and metrics."),
@@ -378,8 +381,11 @@ pub fn reference_markdown() -> String {
          Durations are strings such as `\"500ms\"`, `\"30s\"`, `\"1h\"`, `\"30d\"`. Sizes are strings such as \
          `\"16KiB\"`, `\"10MiB\"` (`KB`/`MB` are powers of 1000) or an integer number of bytes. \
          A *secret* is `\"${env:NAME}\"` (an environment variable), `\"${file:/run/secrets/x}\"` (a file that \
-         must not be readable by group or others; one trailing newline is trimmed), text containing them \
-         (`\"Bearer ${file:/run/secrets/key}\"`), or a literal; files and variables are re-read on SIGHUP, and \
+         group and others must not be able to read, except a root-owned file that only its group may read when clawveil \
+         runs with that group, as Kubernetes mounts Secrets with `fsGroup`; one trailing newline is trimmed), text containing them \
+         (`\"Bearer ${file:/run/secrets/key}\"`), or a literal. The metrics tokens, the routes' DingTalk secrets and the egress targets' \
+         `inject_headers` and `client_token` are re-read on SIGHUP, and when their file changes (checked every \
+         `tls.watch_interval`); the others (`egress.token`, `log.hash_key`, the `acme` secrets) are read at start. \
          `clawveil check` prints secrets masked. Relative paths are resolved against the current directory \
          of the process (as nginx resolves them against its prefix), not against the config file.\n",
     );
@@ -575,7 +581,13 @@ mod tests {
         );
         assert_eq!(
             valid_keys("upstream"),
-            ["url", "connect_timeout", "response_timeout"]
+            [
+                "url",
+                "connect_timeout",
+                "response_timeout",
+                "exposure_check",
+                "require_loopback"
+            ]
         );
         assert!(valid_keys("redact").contains(&"rule"));
         assert!(valid_keys("").contains(&"route"));

@@ -5,9 +5,10 @@
 //! value is only reachable through [`Secret::expose`]; `Debug` and `Display` show where it
 //! came from (`${env:NAME}`) or `<literal, masked>`, never the value.
 //!
-//! `${file:..}` files must not be accessible by group or others (see
-//! [`check_private_file`]); one trailing newline (`\n` or
-//! `\r\n`) is trimmed. [`Secret::reload`] re-reads variables and files (SIGHUP).
+//! `${file:..}` files must not be accessible by group or others, root-owned files that
+//! only one of this process's groups may read excepted (see [`check_private_file`]); one
+//! trailing newline (`\n` or `\r\n`) is trimmed. [`Secret::reload`] re-reads variables
+//! and files (on SIGHUP, and when the binary sees a file change).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

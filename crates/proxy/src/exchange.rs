@@ -238,6 +238,7 @@ pub fn finish(p: Pending, end: BodyEnd) {
         upstream: &p.shared.target.label,
         error,
         tls_version: p.conn.tls_version,
+        tls_group: p.conn.tls_group,
         alpn: p.conn.alpn,
         http_version,
         client: &content.client(p.conn.peer.ip()),

@@ -11,6 +11,7 @@ mod conn_io;
 mod content;
 pub mod dingtalk;
 mod exchange;
+mod exposure;
 mod forward;
 mod headers;
 mod idle;
@@ -123,6 +124,8 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let cfg = &rt.config;
     let shared = Shared::from_config(cfg, rt.metrics.clone(), shutdown.clone())?;
+    // Before the first accept: `/readyz` is right from the first probe.
+    let exposure = exposure::start(cfg, rt.metrics.clone(), shutdown.clone());
     let tunnels = shared.tunnels.clone();
     let mut reload = rt.reload.clone();
     let reloading = shared.clone();
@@ -197,7 +200,7 @@ pub async fn serve(
             l,
             rt.metrics.clone(),
             rt.metrics_token.clone(),
-            Arc::new(move || store.readiness()),
+            Arc::new(move || store.readiness().and_then(|()| exposure.readiness())),
             shutdown.clone(),
             move |s, peer, answer| listener::serve_metrics_conn(ctx.clone(), s, peer, answer),
         )));

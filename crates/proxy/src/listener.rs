@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clawveil_telemetry::{FailReason, Listener, Metrics};
-use clawveil_tls::{CertStore, ACME_TLS_ALPN};
+use clawveil_tls::{group_label, CertStore, ACME_TLS_ALPN};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -170,13 +170,21 @@ pub async fn serve_tls(
         client,
         shared,
     } = &*ctx;
-    let handshake_timeout = *handshake_timeout;
-    let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+    let deadline = tokio::time::Instant::now() + *handshake_timeout;
+    // A connection closed before its first byte is a port probe (a load balancer's or a
+    // Kubernetes TCP check), not a refused handshake: counting it would make every probe
+    // look like an attack in clawveil_fail_closed_total.
+    let mut first = [0u8; 1];
+    if let Ok(Ok(0)) = tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+        tracing::debug!(%peer, "connection closed before sending anything (a port probe)");
+        return;
+    }
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         outcome => {
             metrics
                 .tls_handshakes
-                .with_label_values(&["failed", "unknown"])
+                .with_label_values(&["failed", "unknown", group_label(None)])
                 .inc();
             let reason = if store.readiness().is_err() {
                 FailReason::NoCertificate
@@ -198,9 +206,10 @@ pub async fn serve_tls(
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
         _ => "unknown",
     };
+    let group = group_label(session.negotiated_key_exchange_group());
     metrics
         .tls_handshakes
-        .with_label_values(&["ok", version])
+        .with_label_values(&["ok", version, group])
         .inc();
     let alpn = match session.alpn_protocol() {
         Some(b"h2") => "h2",
@@ -213,6 +222,7 @@ pub async fn serve_tls(
         peer,
         listener: Listener::Https,
         tls_version: version,
+        tls_group: group,
         alpn,
         sni: session.server_name().map(str::to_ascii_lowercase),
     });
@@ -221,6 +231,7 @@ pub async fn serve_tls(
         listener: Listener::Https.as_str(),
         peer,
         tls_version: version,
+        tls_group: group,
         alpn,
         client: Some(client.clone()),
     });
@@ -284,6 +295,7 @@ pub async fn serve_metrics_conn(
         listener: "metrics",
         peer,
         tls_version: "",
+        tls_group: "",
         alpn: "",
         client: None,
     });

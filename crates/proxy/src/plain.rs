@@ -50,6 +50,7 @@ pub async fn serve_plain(
         listener: Listener::Http.as_str(),
         peer,
         tls_version: "",
+        tls_group: "",
         alpn: "",
         client: Some(ctx.client.clone()),
     });

@@ -28,6 +28,7 @@ pub struct ConnLog {
     pub listener: &'static str,
     pub peer: SocketAddr,
     pub tls_version: &'static str,
+    pub tls_group: &'static str,
     pub alpn: &'static str,
     /// `None`: a listener without access events and request counts (metrics).
     pub client: Option<ClientLabel>,
@@ -152,6 +153,7 @@ impl ConnLog {
             status: r.status,
             error: Some(error),
             tls_version: self.tls_version,
+            tls_group: self.tls_group,
             alpn: self.alpn,
             http_version: r.http_version,
             client: &client(self.peer.ip()),

@@ -112,6 +112,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub listener: Listener,
     pub tls_version: &'static str,
+    /// The key-exchange group (`clawveil_tls::GROUP_LABELS`).
+    pub tls_group: &'static str,
     pub alpn: &'static str,
     /// The server name the client asked for in the TLS handshake (lowercase).
     pub sni: Option<String>,

@@ -108,6 +108,8 @@ pub struct AccessEvent<'a> {
     pub upstream: &'a str,
     pub error: Option<ErrorClass>,
     pub tls_version: &'a str,
+    /// The key-exchange group of the handshake (`X25519MLKEM768`, `X25519`, ...).
+    pub tls_group: &'a str,
     pub alpn: &'a str,
     pub http_version: &'a str,
     /// Client address (already hashed when `log.hash_key` is set).
@@ -143,6 +145,7 @@ impl AccessEvent<'_> {
             upstream = self.upstream,
             error = self.error.map(ErrorClass::as_str),
             tls_version = self.tls_version,
+            tls_group = self.tls_group,
             alpn = self.alpn,
             http_version = self.http_version,
             client = self.client,

@@ -25,7 +25,7 @@ use crate::access::JSON_VALUED;
 /// Fields that hold lists. Logged with `?` (`domains = ?cfg.domains`), their Debug text
 /// is a JSON array when the items are plain strings; it is written as an array then,
 /// and as a string otherwise.
-pub const LIST_FIELDS: &[&str] = &["names", "domains", "contact", "targets"];
+pub const LIST_FIELDS: &[&str] = &["names", "domains", "contact", "targets", "paths"];
 
 /// The event format of `log.format = "json"`.
 pub struct JsonLines {
@@ -393,6 +393,7 @@ mod tests {
             upstream: "127.0.0.1:8080",
             error: Some(ErrorClass::Connect),
             tls_version: "TLSv1.3",
+            tls_group: "X25519MLKEM768",
             alpn: "h2",
             http_version: "h2",
             client: "[client:0123456789]",

@@ -160,6 +160,7 @@ pub struct Metrics {
     pub fail_closed: IntCounterVec,
     pub tls_handshakes: IntCounterVec,
     pub cert_expiry: GaugeVec,
+    pub cert_lifetime: GaugeVec,
     pub cert_reloads: IntCounterVec,
     pub acme_orders: IntCounterVec,
     pub acme_next_renewal: GaugeVec,
@@ -167,6 +168,8 @@ pub struct Metrics {
     pub connections_open: IntGaugeVec,
     pub websocket_tunnels_open: IntGaugeVec,
     pub egress_tunnels: IntCounterVec,
+    /// No labels: one upstream per process. Set through [`Metrics::set_upstream_exposed`].
+    pub upstream_exposed: IntGaugeVec,
     pub build_info: IntGaugeVec,
     /// (name, help, type) of every family, so that families without samples yet still
     /// announce themselves with `# HELP`/`# TYPE` lines.
@@ -296,11 +299,16 @@ impl Metrics {
         let tls_handshakes = b.counter(
             "clawveil_tls_handshakes_total",
             "TLS handshakes on the https listener.",
-            &["result", "version"],
+            &["result", "version", "group"],
         );
         let cert_expiry = b.gauge(
             "clawveil_certificate_expiry_timestamp_seconds",
             "notAfter of each served certificate (Unix seconds).",
+            &["name"],
+        );
+        let cert_lifetime = b.gauge(
+            "clawveil_certificate_lifetime_seconds",
+            "notAfter minus notBefore of each served certificate, for alerts on the fraction of its lifetime left.",
             &["name"],
         );
         let cert_reloads = b.counter(
@@ -334,6 +342,11 @@ impl Metrics {
             "CONNECT tunnels and absolute-form requests, by decision.",
             &["decision"],
         );
+        let upstream_exposed = b.int_gauge(
+            "clawveil_upstream_exposed",
+            "1 while the bot listens on a non-loopback address (reachable without clawveil).",
+            &[],
+        );
         let build_info = b.int_gauge("clawveil_build_info", "Always 1.", &["version"]);
         #[cfg(target_os = "linux")]
         {
@@ -361,6 +374,7 @@ impl Metrics {
         for decision in ["allowed", "denied"] {
             egress_tunnels.with_label_values(&[decision]);
         }
+        upstream_exposed.with_label_values::<&str>(&[]);
         build_info.with_label_values(&[version]).set(1);
 
         Metrics {
@@ -375,6 +389,7 @@ impl Metrics {
             fail_closed,
             tls_handshakes,
             cert_expiry,
+            cert_lifetime,
             cert_reloads,
             acme_orders,
             acme_next_renewal,
@@ -382,6 +397,7 @@ impl Metrics {
             connections_open,
             websocket_tunnels_open,
             egress_tunnels,
+            upstream_exposed,
             build_info,
             declared: b.declared,
         }
@@ -389,6 +405,14 @@ impl Metrics {
 
     pub fn fail_closed(&self, reason: FailReason) {
         self.fail_closed.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// `clawveil_upstream_exposed`: whether the last exposure check found the bot
+    /// listening beyond loopback.
+    pub fn set_upstream_exposed(&self, exposed: bool) {
+        self.upstream_exposed
+            .with_label_values::<&str>(&[])
+            .set(i64::from(exposed));
     }
 
     /// The Prometheus text exposition of every family. Families with no series yet are

@@ -1,6 +1,7 @@
 //! The metrics listener: `/metrics` (optionally behind a bearer token), `/healthz`
 //! (200 while the process runs) and `/readyz` (200 only when every https listener has a
-//! valid certificate to serve; 503 with a reason otherwise).
+//! valid certificate to serve and, with `upstream.require_loopback`, the bot cannot be
+//! reached without clawveil; 503 with a reason otherwise).
 //!
 //! This crate owns the answers; the connections are served by the caller (the proxy's
 //! connection handling, so that its header and idle deadlines and its refusal counts

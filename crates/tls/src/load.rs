@@ -30,10 +30,10 @@ pub enum CertError {
     KeyMismatch { reason: String },
     #[error("the certificate is not valid X.509: {reason}")]
     Parse { reason: String },
-    #[error("the certificate expired at {not_after} (Unix seconds); refusing to serve it")]
-    Expired { not_after: u64 },
-    #[error("the certificate is not valid before {not_before} (Unix seconds)")]
-    NotYetValid { not_before: u64 },
+    #[error("the certificate expired at {}; refusing to serve it", clawveil_telemetry::rfc3339(*not_after))]
+    Expired { not_after: SystemTime },
+    #[error("the certificate is not valid before {}", clawveil_telemetry::rfc3339(*not_before))]
+    NotYetValid { not_before: SystemTime },
     #[error(transparent)]
     Permission(#[from] clawveil_config::PermissionError),
     #[error("cannot generate a certificate: {reason}")]
@@ -77,12 +77,12 @@ impl CertInfo {
     pub fn check_dates(&self, now: SystemTime) -> Result<(), CertError> {
         if now > self.not_after {
             return Err(CertError::Expired {
-                not_after: unix(self.not_after),
+                not_after: self.not_after,
             });
         }
         if now + Duration::from_secs(300) < self.not_before {
             return Err(CertError::NotYetValid {
-                not_before: unix(self.not_before),
+                not_before: self.not_before,
             });
         }
         Ok(())
@@ -151,7 +151,8 @@ impl LoadedCert {
     }
 
     /// Reads `cert` (chain) and `key` from disk. The key file must not be readable by
-    /// group or others unless `allow_insecure` is set.
+    /// group or others unless `allow_insecure` is set (or it is root-owned and only one
+    /// of this process's groups may read it: [`clawveil_config::check_private_file`]).
     pub fn from_files(cert: &Path, key: &Path, allow_insecure: bool) -> Result<Self, CertError> {
         check_private_mode(key, allow_insecure)?;
         let read = |p: &Path| {
@@ -164,7 +165,8 @@ impl LoadedCert {
     }
 }
 
-/// Refuses a private file that group or others may read (OpenSSH-style), unless allowed.
+/// Refuses a private file that group or others may read (OpenSSH-style), unless allowed,
+/// with the one exception of [`clawveil_config::check_private_file`] (root:GROUP 0440).
 pub fn check_private_mode(path: &Path, allow_insecure: bool) -> Result<(), CertError> {
     if let Some(warning) = clawveil_config::check_private_file(path, "private key", allow_insecure)?
     {
@@ -242,9 +244,27 @@ mod tests {
         let day = Duration::from_secs(86_400);
         let now = SystemTime::now();
         let (c, k) = pem_pair(now - 10 * day, now - day);
-        assert!(matches!(load(&c, &k), Err(CertError::Expired { .. })));
+        let e = load(&c, &k).unwrap_err();
+        assert!(matches!(e, CertError::Expired { .. }));
+        let text = e.to_string();
+        let when = clawveil_telemetry::rfc3339(now - day);
+        assert!(
+            text.contains(&format!("expired at {}", &when[..10]))
+                && text.ends_with("refusing to serve it"),
+            "{text}"
+        );
         let (c, k) = pem_pair(now + day, now + 10 * day);
-        assert!(matches!(load(&c, &k), Err(CertError::NotYetValid { .. })));
+        let e = load(&c, &k).unwrap_err();
+        assert!(matches!(e, CertError::NotYetValid { .. }));
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!(
+                "not valid before {}",
+                &clawveil_telemetry::rfc3339(now + day)[..10]
+            )) && text.ends_with('Z')
+                && !text.contains("Unix"),
+            "{text}"
+        );
         let (c, k) = pem_pair(now - day, now + day);
         let ok = load(&c, &k).unwrap();
         assert_eq!(ok.info.names, ["localhost"]);

@@ -73,6 +73,15 @@ impl CertStore {
             .cert_expiry
             .with_label_values(&[&name])
             .set(cert.info.not_after_unix() as f64);
+        let lifetime = cert
+            .info
+            .not_after
+            .duration_since(cert.info.not_before)
+            .unwrap_or_default();
+        self.metrics
+            .cert_lifetime
+            .with_label_values(&[&name])
+            .set(lifetime.as_secs_f64());
         let old = self.current.swap(Some(Arc::new(Served {
             key: cert.key,
             info: cert.info,
@@ -82,6 +91,7 @@ impl CertStore {
             let old_name = old.info.primary_name();
             if old_name != name {
                 let _ = self.metrics.cert_expiry.remove_label_values(&[old_name]);
+                let _ = self.metrics.cert_lifetime.remove_label_values(&[old_name]);
             }
         }
     }
@@ -99,9 +109,9 @@ impl CertStore {
         match self.current.load().as_ref() {
             None => Err("no certificate to serve yet".into()),
             Some(s) if SystemTime::now() > s.info.not_after => Err(format!(
-                "certificate for {} expired at {} (Unix seconds)",
+                "certificate for {} expired at {}",
                 s.info.primary_name(),
-                s.info.not_after_unix()
+                clawveil_telemetry::rfc3339(s.info.not_after)
             )),
             Some(_) => Ok(()),
         }
@@ -147,7 +157,8 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// A rustls server configuration over `store`: TLS 1.2+ (or 1.3 only), ALPN h2 and
+/// A rustls server configuration over `store`: TLS 1.2+ (or 1.3 only), the key-exchange
+/// groups of [`crate::KX_GROUPS`], session resumption (see `handshake.rs`), ALPN h2 and
 /// http/1.1, plus `acme-tls/1` when TLS-ALPN-01 challenges are answered.
 pub fn server_config(
     store: Arc<CertStore>,
@@ -158,14 +169,45 @@ pub fn server_config(
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
     };
-    let mut cfg = ServerConfig::builder_with_provider(crate::provider())
+    let mut cfg = ServerConfig::builder_with_provider(crate::handshake::server_provider())
         .with_protocol_versions(versions)
         .expect("aws-lc-rs supports TLS 1.2 and 1.3")
         .with_no_client_auth()
         .with_cert_resolver(store);
+    crate::handshake::enable_resumption(&mut cfg);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     if acme_tls_alpn {
         cfg.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
     }
     Arc::new(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_names_the_expiry_in_rfc3339() {
+        let store = CertStore::new(Arc::new(Metrics::new("test")));
+        assert_eq!(
+            store.readiness().unwrap_err(),
+            "no certificate to serve yet"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut cert = crate::ensure_self_signed(
+            &dir.path().join("c.pem"),
+            &dir.path().join("k.pem"),
+            &["localhost".to_owned()],
+        )
+        .unwrap();
+        store.install(cert.clone(), CertSource::SelfSigned);
+        assert!(store.readiness().is_ok());
+        cert.info.not_after =
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        store.install(cert, CertSource::SelfSigned);
+        assert_eq!(
+            store.readiness().unwrap_err(),
+            "certificate for localhost expired at 2023-11-14T22:13:20Z"
+        );
+    }
 }

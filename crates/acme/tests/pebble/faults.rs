@@ -39,7 +39,7 @@ fn ca_stopped_during_renewal_keeps_serving_then_recovers_after_restart() {
         let mut pebble = Pebble::prepare(tmp.path(), ports.http, ports.https, 0);
         pebble.start();
         let mut cfg = config(tmp.path(), ports, upstream().await, &pebble, "http-01");
-        cfg.acme.as_mut().unwrap().renew_before = Duration::from_secs(100 * 365 * 86400);
+        cfg.acme.as_mut().unwrap().renew_before = Some(Duration::from_secs(100 * 365 * 86400));
         let opts = clawveil_acme::Options {
             min_renewal_interval: Duration::from_secs(1),
             ..fast()

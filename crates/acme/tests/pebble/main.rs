@@ -3,10 +3,13 @@
 //! in-process, and real TLS clients trusting Pebble's root. Nothing is skipped: without
 //! Pebble installed these tests fail and say how to install it.
 
+mod ari;
 mod faults;
+mod ip;
 mod issuance;
 mod mock_ca;
 mod node;
+mod profiles;
 mod renewal;
 mod storage;
 mod support;

@@ -21,7 +21,7 @@ fn renewal_swaps_the_certificate_while_requests_flow() {
         let mut pebble = Pebble::prepare(tmp.path(), ports.http, ports.https, 0);
         pebble.start();
         let mut cfg = config(tmp.path(), ports, upstream().await, &pebble, "http-01");
-        cfg.acme.as_mut().unwrap().renew_before = Duration::from_secs(100 * 365 * 86400);
+        cfg.acme.as_mut().unwrap().renew_before = Some(Duration::from_secs(100 * 365 * 86400));
         let opts = clawveil_acme::Options {
             min_renewal_interval: Duration::from_millis(1500),
             ..fast()

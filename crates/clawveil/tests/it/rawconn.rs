@@ -31,19 +31,32 @@ pub struct TlsTarget<'a> {
 
 impl TlsTarget<'_> {
     pub fn connect(&self, alpn: &[&[u8]]) -> Tls {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = self.client_config(provider);
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        self.connect_with(Arc::new(cfg))
+    }
+
+    /// A client configuration over `provider` that trusts the served certificate.
+    pub fn client_config(
+        &self,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> rustls::ClientConfig {
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls_pki_types::CertificateDer::pem_file_iter(self.cert).unwrap() {
             roots.add(c.unwrap()).unwrap();
         }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
-            .with_no_client_auth();
-        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        let mut conn =
-            rustls::ClientConnection::new(Arc::new(cfg), "localhost".try_into().unwrap()).unwrap();
+            .with_no_client_auth()
+    }
+
+    /// A finished handshake (SNI localhost) with `cfg`; reusing one `cfg` reuses its
+    /// session store, so a later connection can resume.
+    pub fn connect_with(&self, cfg: Arc<rustls::ClientConfig>) -> Tls {
+        let mut conn = rustls::ClientConnection::new(cfg, "localhost".try_into().unwrap()).unwrap();
         let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         tcp.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();

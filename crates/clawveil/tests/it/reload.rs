@@ -104,9 +104,11 @@ fn garbage_or_mismatched_files_keep_the_old_certificate_serving() {
         "clawveil_certificate_reloads_total{result=\"failed\",source=\"files\"}"
     ) >= 2.0));
     assert!(served_by(&h, &good_ca));
-    let log = h.proxy.output();
-    assert!(log.contains("previous certificate keeps serving"), "{log}");
-    assert!(log.contains("does not match"), "the log says why: {log}");
+    // The metric moves before the log writer thread has written the line.
+    let said = |text: &str| eventually(5, || h.proxy.output().contains(text));
+    let log = || h.proxy.output();
+    assert!(said("previous certificate keeps serving"), "{}", log());
+    assert!(said("does not match"), "the log says why: {}", log());
 }
 
 trait TapMkdir {

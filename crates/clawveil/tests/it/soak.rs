@@ -1408,7 +1408,8 @@ fn phase(h: &Harness, tag: &'static str, length: Duration) -> PhaseReport {
                     + n(Class::TooLarge),
             ),
             ("request_timeout", n(Class::SlowBody)),
-            ("tls_handshake", n(Class::Plaintext) + n(Class::Empty)),
+            // "empty" connections (closed before a byte) are port probes: counted nowhere
+            ("tls_handshake", n(Class::Plaintext)),
             ("malformed_request", n(Class::Garbage)),
             ("method_not_allowed", n(Class::Trace)),
             ("body_too_large", n(Class::TooLarge)),

@@ -208,7 +208,7 @@ fn assert_human(lines: &[serde_json::Map<String, serde_json::Value>]) {
                 }
             }
         }
-        for list in ["names", "domains", "contact", "targets"] {
+        for list in ["names", "domains", "contact", "targets", "paths"] {
             if let Some(v) = line.get(list) {
                 assert!(v.is_array(), "{list} is a JSON array: {line:?}");
             }

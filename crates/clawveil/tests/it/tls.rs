@@ -48,7 +48,9 @@ fn tls_1_1_is_refused_and_1_2_and_1_3_are_served() {
     assert!(v13.contains("TLSv1.3"), "{v13}");
     let m = h.metrics_text();
     assert!(
-        m.contains("clawveil_tls_handshakes_total{result=\"ok\",version=\"TLSv1.3\"}"),
+        m.contains(
+            "clawveil_tls_handshakes_total{group=\"X25519\",result=\"ok\",version=\"TLSv1.3\"}"
+        ),
         "{m}"
     );
     assert!(h.metric("clawveil_fail_closed_total{reason=\"tls_handshake\"}") >= 1.0);
@@ -75,6 +77,11 @@ fn alpn_offers_h2_and_http1() {
 #[test]
 fn garbage_on_the_tls_port_is_refused_and_the_proxy_keeps_serving() {
     let h = Harness::start();
+    let before = h.metric("clawveil_fail_closed_total{reason=\"tls_handshake\"}");
+    // Port probes (connect, close before a byte) are not refusals.
+    for _ in 0..3 {
+        drop(TcpStream::connect(("127.0.0.1", h.https)).unwrap());
+    }
     for payload in [
         &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
         &[0x16, 0x03, 0x01, 0xff, 0xff, 0x00][..],
@@ -86,8 +93,14 @@ fn garbage_on_the_tls_port_is_refused_and_the_proxy_keeps_serving() {
     }
     assert!(eventually(5, || h
         .metric("clawveil_fail_closed_total{reason=\"tls_handshake\"}")
-        >= 3.0));
+        >= before + 3.0));
     assert_eq!(stdout(&h.curl(&[&h.url("/after-garbage")])), "ok");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        h.metric("clawveil_fail_closed_total{reason=\"tls_handshake\"}"),
+        before + 3.0,
+        "the three probes were counted"
+    );
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub(crate) mod range {
     pub(crate) const CONNECT_TIMEOUT: Durations = (MS, minutes(5));
     pub(crate) const DRAIN_TIMEOUT: Durations = (Duration::ZERO, hours(1));
     pub(crate) const WATCH_INTERVAL: Durations = (Duration::from_millis(100), hours(1));
+    /// `upstream.exposure_check`, besides `"0s"` (off).
+    pub(crate) const EXPOSURE_CHECK: Durations = (Duration::from_millis(100), hours(1));
     pub(crate) const MAX_HEADER_BYTES: (u64, u64) = (1 << 10, 1 << 20);
     pub(crate) const MAX_BODY: (u64, u64) = (1, 64 << 30);
     pub(crate) const BODY_MAX: (u64, u64) = (1, 16 << 20);

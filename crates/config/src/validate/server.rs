@@ -48,8 +48,41 @@ pub(super) fn listen(cx: &Ctx<'_>, raw: &RawListen) -> Result<Listen, ConfigErro
 
 pub(super) fn upstream(cx: &Ctx<'_>, raw: &RawUpstream) -> Result<Upstream, ConfigError> {
     let url = raw.url.as_deref().unwrap_or("http://127.0.0.1:8080");
+    let url = cx.url("upstream.url", url, Schemes::HttpOrHttps)?;
+    let exposure_check = match raw.exposure_check.as_deref() {
+        None => Some(secs(30)),
+        Some(v) => match values::parse_duration_or_zero(v) {
+            Ok(d) if d.is_zero() => None,
+            _ => Some(cx.duration_in(
+                "upstream.exposure_check",
+                Some(v),
+                secs(30),
+                range::EXPOSURE_CHECK,
+            )?),
+        },
+    };
+    let loopback = host_is_loopback(&url);
+    let require_loopback = match raw.require_loopback {
+        None => loopback && exposure_check.is_some(),
+        Some(false) => false,
+        Some(true) if !loopback => {
+            return Err(cx.err("upstream.require_loopback", ErrorKind::Conflict {
+                reason: format!("upstream.url {url:?} is not on a loopback address: clawveil reaches the bot there, so anyone who can reach that address reaches the bot without clawveil, and the bot could never be ready"),
+                hint: "bind the bot to 127.0.0.1 and set upstream.url = \"http://127.0.0.1:<port>\", or set require_loopback = false".into(),
+            }))
+        }
+        Some(true) if exposure_check.is_none() => {
+            return Err(cx.err("upstream.require_loopback", ErrorKind::Conflict {
+                reason: "require_loopback = true needs the exposure check, and upstream.exposure_check = \"0s\" turns it off".into(),
+                hint: "remove exposure_check = \"0s\" (the default checks every 30s), or set require_loopback = false".into(),
+            }))
+        }
+        Some(true) => true,
+    };
     Ok(Upstream {
-        url: cx.url("upstream.url", url, Schemes::HttpOrHttps)?,
+        url,
+        exposure_check,
+        require_loopback,
         connect_timeout: cx.duration_in(
             "upstream.connect_timeout",
             raw.connect_timeout.as_deref(),
@@ -227,6 +260,21 @@ fn clash(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() != 0
         && a.port() == b.port()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Whether the host of a URL (already checked by `values::parse_url`) is a loopback
+/// address or `localhost`; a host name is not looked up.
+fn host_is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 pub(super) fn bad(value: &str, reason: &str, expected: &str) -> ErrorKind {

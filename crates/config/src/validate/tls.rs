@@ -1,5 +1,8 @@
 //! `[tls]` and `[acme]`: where the certificate comes from.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use super::server::{bad, secs};
 use super::{range, Ctx};
 use crate::error::{ConfigError, ErrorKind};
@@ -126,8 +129,23 @@ pub(super) fn acme(cx: &mut Ctx<'_>, raw: &RawAcme) -> Result<Acme, ConfigError>
         };
         return Err(cx.err("acme.domains", kind));
     }
-    for (i, d) in domains.iter().enumerate() {
+    let mut domains = domains;
+    for (i, d) in domains.iter_mut().enumerate() {
         let key = format!("acme.domains[{i}]");
+        // An IP address (RFC 8738), kept in its canonical text form, which is how the
+        // issued certificate's iPAddress names read back.
+        if let Ok(ip) = d.parse::<IpAddr>() {
+            *d = ip.to_string();
+            continue;
+        }
+        if let Some(inner) = d.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            if inner.parse::<IpAddr>().is_ok() {
+                return Err(cx.err(
+                    &key,
+                    bad(d, "has brackets", &format!("the bare address, \"{inner}\"")),
+                ));
+            }
+        }
         if d.starts_with("*.") {
             return Err(cx.err(
                 &key,
@@ -138,13 +156,17 @@ pub(super) fn acme(cx: &mut Ctx<'_>, raw: &RawAcme) -> Result<Acme, ConfigError>
                 ),
             ));
         }
-        if !is_host_name(d) {
+        let numeric_tld = d
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()));
+        if !is_host_name(d) || numeric_tld {
             return Err(cx.err(
                 &key,
                 bad(
                     d,
-                    "is not a DNS name",
-                    "a name such as \"bot.example.com\" (no scheme, port or path)",
+                    "is neither a DNS name nor an IP address",
+                    "a name such as \"bot.example.com\" or an address such as \"203.0.113.7\" or \"2001:db8::7\" (no scheme, port or path)",
                 ),
             ));
         }
@@ -215,20 +237,79 @@ pub(super) fn acme(cx: &mut Ctx<'_>, raw: &RawAcme) -> Result<Acme, ConfigError>
             ));
         }
     }
+    let profile = raw.profile.clone();
+    if let Some(p) = &profile {
+        let token = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if p.is_empty() || p.len() > 64 || !p.chars().all(token) {
+            return Err(cx.err(
+                "acme.profile",
+                bad(
+                    p,
+                    "is not a profile name",
+                    "a name the CA advertises, such as \"shortlived\" or \"tlsserver\"",
+                ),
+            ));
+        }
+    }
+    lets_encrypt_ip_needs_shortlived(cx, &domains, &directory, profile.as_deref())?;
     Ok(Acme {
         domains,
         contact,
         directory,
         challenge,
         storage: Ctx::path(raw.storage.as_deref(), "certs/acme"),
-        renew_before: cx.duration(
-            "acme.renew_before",
-            raw.renew_before.as_deref(),
-            secs(30 * 86_400),
-        )?,
+        renew_before: raw
+            .renew_before
+            .as_deref()
+            .map(|v| cx.duration("acme.renew_before", Some(v), Duration::ZERO))
+            .transpose()?,
         ca_roots: raw.ca_roots.as_deref().map(Into::into),
         eab_kid,
         eab_hmac,
         storage_key,
+        profile,
     })
+}
+
+/// Let's Encrypt issues IP-address certificates only with the `shortlived` profile and
+/// refuses every other order for them; such a configuration could never get a
+/// certificate, so it is refused here rather than started without one.
+fn lets_encrypt_ip_needs_shortlived(
+    cx: &Ctx<'_>,
+    domains: &[String],
+    directory: &str,
+    profile: Option<&str>,
+) -> Result<(), ConfigError> {
+    let host = directory
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split(['/', ':']).next().unwrap_or(""));
+    let lets_encrypt = host.eq_ignore_ascii_case("letsencrypt.org")
+        || host.to_ascii_lowercase().ends_with(".letsencrypt.org");
+    let Some(i) = domains.iter().position(|d| d.parse::<IpAddr>().is_ok()) else {
+        return Ok(());
+    };
+    if !lets_encrypt || profile == Some("shortlived") {
+        return Ok(());
+    }
+    let reason = match profile {
+        Some(p) => format!(
+            "Let's Encrypt issues IP-address certificates ({}) only with the \"shortlived\" profile (160 hours), not {p:?}",
+            domains[i]
+        ),
+        None => format!(
+            "Let's Encrypt issues IP-address certificates ({}) only with the \"shortlived\" profile (160 hours), and acme.profile is not set",
+            domains[i]
+        ),
+    };
+    let key = match profile {
+        Some(_) => "acme.profile".to_owned(),
+        None => format!("acme.domains[{i}]"),
+    };
+    Err(cx.err(
+        &key,
+        ErrorKind::Conflict {
+            reason,
+            hint: "set profile = \"shortlived\" in [acme] (renewed every few days, automatically), or certify a DNS name instead".into(),
+        },
+    ))
 }

@@ -183,3 +183,24 @@ fn out_of_range_is_structured() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn exposure_check_from_100ms_to_an_hour_or_off() {
+    let key = "upstream.exposure_check";
+    assert_eq!(
+        parse(HTTPS).unwrap().upstream.exposure_check,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(accepted(key, "\"0s\"").upstream.exposure_check, None);
+    out_of_range(key, "\"99ms\"", "99ms", "100ms to 1h");
+    assert_eq!(
+        accepted(key, "\"100ms\"").upstream.exposure_check,
+        Some(Duration::from_millis(100))
+    );
+    assert_eq!(
+        accepted(key, "\"1h\"").upstream.exposure_check,
+        Some(Duration::from_secs(3600))
+    );
+    out_of_range(key, "\"61m\"", "61m", "100ms to 1h");
+    zero_refused(key, "\"soon\"", "soon");
+}

@@ -18,12 +18,15 @@ fn full_example_parses() {
     assert_eq!(c.listen.http.unwrap().port(), 80);
     assert_eq!(c.listen.server_names, ["bot.example.com", "*.example.org"]);
     assert_eq!(c.upstream.fallback, None);
+    assert_eq!(c.upstream.exposure_check, Some(Duration::from_secs(10)));
+    assert!(c.upstream.require_loopback);
     assert_eq!(c.tls.mode, TlsMode::Acme);
     assert_eq!(c.tls.watch_interval, Duration::from_secs(5));
     let acme = c.acme.as_ref().unwrap();
     assert_eq!(acme.domains, ["bot.example.com"]);
     assert_eq!(acme.challenge, Challenge::Http01);
-    assert_eq!(acme.renew_before, Duration::from_secs(30 * 86_400));
+    assert_eq!(acme.renew_before, Some(Duration::from_secs(30 * 86_400)));
+    assert_eq!(acme.profile.as_deref(), Some("tlsserver"));
     assert_eq!(acme.storage_key.as_ref().unwrap().expose().len(), 64);
     assert_eq!(acme.eab_kid.as_ref().unwrap().expose(), "kid-1234567890");
     assert_eq!(c.limits.max_body, 10 * 1024 * 1024);
@@ -144,6 +147,8 @@ fn defaults_fill_everything_but_listen_https() {
     assert_eq!(c.upstream.url, "http://127.0.0.1:8080");
     assert_eq!(c.upstream.connect_timeout, Duration::from_secs(2));
     assert_eq!(c.upstream.response_timeout, Duration::from_secs(30));
+    assert_eq!(c.upstream.exposure_check, Some(Duration::from_secs(30)));
+    assert!(c.upstream.require_loopback);
     assert_eq!(c.tls.mode, TlsMode::SelfSigned);
     assert_eq!(c.tls.min_version, TlsVersion::V1_2);
     assert_eq!(

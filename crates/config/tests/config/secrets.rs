@@ -98,3 +98,46 @@ fn secrets_reload_after_rotation() {
     );
     assert!(msg.contains("does not exist"), "{msg}");
 }
+
+/// What the binary polls for changes: every `${file:..}` path, once, whichever keys
+/// share it; environment variables and literals are not files.
+#[cfg(unix)]
+#[test]
+fn secret_files_lists_every_file_once() {
+    std::env::set_var("CLAWVEIL_TEST_SECRET_FILES_ENV", "from-env-0123456789");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["b_token", "a_token", "app", "hash", "model_key"] {
+        private_file(&tmp_path(&dir, name), "value-0123456789\n", 0o600);
+    }
+    let p = |name: &str| tmp_path(&dir, name);
+    let src = format!(
+        "{HTTPS}[log]\nhash_key = \"${{file:{hash}}}\"\n\
+         [metrics]\ntoken = [\"${{file:{b}}}\", \"x${{file:{a}}}\", \"${{env:CLAWVEIL_TEST_SECRET_FILES_ENV}}\", \"literal-0123456789\"]\n\
+         [[route]]\nname = \"d\"\npath_prefix = \"/d/\"\nverify = \"dingtalk-robot\"\n\
+         app_secrets = [\"${{file:{app}}}\", \"${{file:{a}}}-${{file:{app}}}\"]\n\
+         [egress]\n[[egress.target]]\nname = \"m\"\nurl = \"https://models.example\"\n\
+         inject_headers = {{ Authorization = \"Bearer ${{file:{model}}}\" }}\n",
+        model = p("model_key").display(),
+        hash = p("hash").display(),
+        a = p("a_token").display(),
+        b = p("b_token").display(),
+        app = p("app").display(),
+    );
+    let c = parse(&src).unwrap();
+    assert_eq!(
+        c.secret_files(),
+        vec![
+            p("a_token"),
+            p("app"),
+            p("b_token"),
+            p("hash"),
+            p("model_key")
+        ]
+    );
+    assert_eq!(c.secrets().count(), 8);
+    let c = parse(&format!(
+        "{HTTPS}[metrics]\ntoken = \"${{env:CLAWVEIL_TEST_SECRET_FILES_ENV}}\"\n"
+    ))
+    .unwrap();
+    assert!(c.secret_files().is_empty());
+}

@@ -44,6 +44,65 @@ fn acme_requirements() {
 }
 
 #[test]
+fn acme_ip_addresses_and_profiles() {
+    // Let's Encrypt (the default directory) issues IP certificates only with `shortlived`
+    refused(
+        &with("[acme]\ndomains = [\"203.0.113.7\"]\n"),
+        "proxy.toml:4:12: acme.domains[0]: Let's Encrypt issues IP-address certificates (203.0.113.7) only with the \"shortlived\" profile (160 hours), and acme.profile is not set",
+        &["profile = \"shortlived\""],
+    );
+    refused(
+        &with("[acme]\ndomains = [\"bot.example.com\", \"2001:db8::7\"]\nprofile = \"tlsserver\"\n"),
+        "proxy.toml:5:1: acme.profile: Let's Encrypt issues IP-address certificates (2001:db8::7) only with the \"shortlived\" profile (160 hours), not \"tlsserver\"",
+        &["profile = \"shortlived\""],
+    );
+    let staging = "directory = \"https://acme-staging-v02.api.letsencrypt.org/directory\"\n";
+    refused(
+        &with(&format!("[acme]\ndomains = [\"203.0.113.7\"]\n{staging}")),
+        "proxy.toml:4:12: acme.domains[0]: Let's Encrypt issues",
+        &[],
+    );
+    // with shortlived: IPv4 and IPv6, kept in canonical form
+    let cfg = parse(&with(
+        "[acme]\ndomains = [\"203.0.113.7\", \"2001:DB8:0:0::7\"]\nprofile = \"shortlived\"\n",
+    ))
+    .unwrap();
+    let acme = cfg.acme.unwrap();
+    assert_eq!(acme.domains, ["203.0.113.7", "2001:db8::7"]);
+    assert_eq!(acme.profile.as_deref(), Some("shortlived"));
+    // another CA decides for itself (checked against its directory at start)
+    let private = "directory = \"https://ca.internal/acme/directory\"\n";
+    let cfg = parse(&with(&format!(
+        "[acme]\ndomains = [\"10.0.0.7\", \"::1\"]\n{private}"
+    )))
+    .unwrap();
+    assert_eq!(cfg.acme.unwrap().profile, None);
+    // the same address twice, once in another spelling
+    refused(
+        &with(&format!(
+            "[acme]\ndomains = [\"::1\", \"0:0::1\"]\n{private}"
+        )),
+        "proxy.toml:4:19: acme.domains[1]: \"::1\" is used twice",
+        &[],
+    );
+    refused(
+        &with(&format!("[acme]\ndomains = [\"[2001:db8::7]\"]\n{private}")),
+        "proxy.toml:4:12: acme.domains[0]: \"[2001:db8::7]\" has brackets",
+        &["\"2001:db8::7\""],
+    );
+    refused(
+        &with(&format!("[acme]\ndomains = [\"203.0.113.999\"]\n{private}")),
+        "proxy.toml:4:12: acme.domains[0]: \"203.0.113.999\" is neither a DNS name nor an IP address",
+        &["203.0.113.7"],
+    );
+    refused(
+        &with("[acme]\ndomains = [\"a.example\"]\nprofile = \"short lived\"\n"),
+        "proxy.toml:5:1: acme.profile: \"short lived\" is not a profile name",
+        &["shortlived"],
+    );
+}
+
+#[test]
 fn files_mode_needs_the_files() {
     refused(
         &with("[tls]\nmode = \"files\"\ncert = \"/nonexistent/fullchain.pem\"\n"),
@@ -284,5 +343,57 @@ fn idle_timeouts() {
         &with("[limits]\ntunnel_idle_timeout = \"0s\"\n"),
         "proxy.toml:4:1: limits.tunnel_idle_timeout: \"0s\" is not a valid duration (it must be longer than zero)",
         &[],
+    );
+}
+
+#[test]
+fn require_loopback_follows_the_upstream_host() {
+    let upstream = |keys: &str| with(&format!("[upstream]\n{keys}\n"));
+    let required = |keys: &str| {
+        parse(&upstream(keys))
+            .unwrap_or_else(|e| panic!("{keys}: {e}"))
+            .upstream
+            .require_loopback
+    };
+    // The default: required on loopback (either family, or localhost), not elsewhere,
+    // nor with the check off.
+    assert!(parse(HTTPS).unwrap().upstream.require_loopback);
+    for url in [
+        "http://127.0.0.1:8080",
+        "http://127.0.0.2:8080",
+        "http://[::1]:8080",
+        "http://[::ffff:127.0.0.1]:8080",
+        "http://localhost:8080/bot",
+        "https://LOCALHOST",
+    ] {
+        assert!(required(&format!("url = \"{url}\"")), "{url}");
+    }
+    for url in [
+        "http://10.0.0.5:8080",
+        "http://[2001:db8::1]:8080",
+        "http://bot.internal:8080",
+        "http://0.0.0.0:8080",
+    ] {
+        assert!(!required(&format!("url = \"{url}\"")), "{url}");
+    }
+    assert!(!required("exposure_check = \"0s\""));
+    assert!(!required("require_loopback = false"));
+    assert!(required("require_loopback = true"));
+
+    // Explicitly true where it cannot hold: refused, saying why and what to do.
+    refused(
+        &upstream("url = \"http://10.0.0.5:8080\"\nrequire_loopback = true"),
+        "proxy.toml:5:1: upstream.require_loopback: upstream.url \"http://10.0.0.5:8080\" is not on a loopback address",
+        &["reaches the bot without clawveil", "127.0.0.1", "require_loopback = false"],
+    );
+    refused(
+        &upstream("url = \"http://bot.internal:8080\"\nrequire_loopback = true"),
+        "proxy.toml:5:1: upstream.require_loopback: upstream.url \"http://bot.internal:8080\" is not on a loopback address",
+        &[],
+    );
+    refused(
+        &upstream("exposure_check = \"0s\"\nrequire_loopback = true"),
+        "proxy.toml:5:1: upstream.require_loopback: require_loopback = true needs the exposure check",
+        &["exposure_check = \"0s\" turns it off", "require_loopback = false"],
     );
 }
