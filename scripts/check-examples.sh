@@ -43,6 +43,15 @@ fails() {
   return 0
 }
 
+# fails_with TEXT COMMAND...: succeeds when COMMAND fails and its output contains TEXT
+# (failing for the reason the check is about, not any reason).
+fails_with() {
+  local want=$1; shift
+  local out
+  if out=$("$@" 2>&1); then echo "expected a failure, got success"; return 1; fi
+  [[ $out == *"$want"* ]] || { printf 'failed, but without "%s":\n%s\n' "$want" "$out"; return 1; }
+}
+
 # --- tools -------------------------------------------------------------------------
 need_apt=()
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
@@ -115,7 +124,11 @@ def secret_value(path):
         return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
     return secrets.token_hex(32)           # tokens (>= 16), storage_key (64 hex)
 
-def check_config(src, bin_, sandbox, mode, extra):
+def check_config(src, bin_, sandbox, mode, extra, owner=None, prefix=()):
+    """`clawveil check` on `src` with every file it names materialised in `sandbox`:
+    secrets and keys get `mode`; with `owner` (uid, gid) the secret, key and certificate
+    files get that owner and `mode` (a Kubernetes Secret volume), and `prefix` runs the
+    binary (setpriv as the pod's user)."""
     src = Path(src)
     text = src.read_text()
     cfg = tomllib.loads(text)
@@ -148,7 +161,9 @@ def check_config(src, bin_, sandbox, mode, extra):
             dst.write_bytes(crt)
         else:
             dst.write_bytes(key)
-        os.chmod(dst, int(mode, 8) if kind in ("secret", "key") else 0o644)
+        os.chmod(dst, int(mode, 8) if kind in ("secret", "key") or owner else 0o644)
+        if owner:
+            os.chown(dst, *owner)
     # Rewrite every absolute path that was materialised, longest first, in one pass.
     if files:
         pat = re.compile("|".join(re.escape(p) for p in sorted(files, key=len, reverse=True)))
@@ -158,12 +173,32 @@ def check_config(src, bin_, sandbox, mode, extra):
     env = dict(os.environ)
     for name in envs:
         env[name] = secrets.token_hex(32)
-    r = subprocess.run([bin_, "check", "--config", str(cfgfile), *extra],
+    r = subprocess.run([*prefix, bin_, "check", "--config", str(cfgfile), *extra],
                        capture_output=True, text=True, env=env)
     if r.returncode != 0:
-        fail(f"clawveil check {src} (files: {len(files)}, mode {mode}, args {extra}) "
+        fail(f"clawveil check {src} (files: {len(files)}, mode {mode}, owner {owner}, "
+             f"as {' '.join(prefix) or 'this user'}, args {extra}) "
              f"exited {r.returncode}:\n{r.stdout}{r.stderr}")
     print(r.stdout[-400:])
+
+def check_config_as_pod(src, bin_, sandbox, mode, deployment, extra):
+    """check_config as the Deployment runs clawveil: its Secret files owned by root with
+    the pod's fsGroup as group (what the kubelet does), the binary run with the clawveil
+    container's runAsUser/runAsGroup and the fsGroup as supplementary group. Needs root."""
+    import yaml
+    dep = yaml.safe_load(Path(deployment).read_text())
+    spec = dep["spec"]["template"]["spec"]
+    cv = next(c for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == "clawveil")
+    fs_group = spec["securityContext"]["fsGroup"]
+    uid, gid = cv["securityContext"]["runAsUser"], cv["securityContext"]["runAsGroup"]
+    # The user must reach the binary and the sandbox.
+    own_bin = Path(sandbox).parent / "clawveil-bin"
+    if not own_bin.exists():
+        shutil.copy(bin_, own_bin)
+        os.chmod(own_bin, 0o755)
+    os.chmod(Path(sandbox).parent, 0o711)
+    prefix = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={fs_group}", "--"]
+    check_config(src, str(own_bin), sandbox, mode, extra, owner=(0, fs_group), prefix=prefix)
 
 # ---------------------------------------------------------------------------------
 # The keys clawveil knows: the generated reference block of README.md.
@@ -497,6 +532,9 @@ if __name__ == "__main__":
     if cmd == "check-config":
         src, bin_, sandbox, mode, *extra = a
         check_config(src, bin_, sandbox, mode, extra)
+    elif cmd == "check-config-as-pod":
+        src, bin_, sandbox, mode, deployment, *extra = a
+        check_config_as_pod(src, bin_, sandbox, mode, deployment, extra)
     else:
         globals()[cmd.replace("-", "_")](*a)
 PY
@@ -509,15 +547,25 @@ while IFS= read -r f; do
   check "clawveil check $f" py check-config "$f" "$BIN" "$TMP/cfg$n" 0600
 done < <(find examples -name proxy.toml -not -path '*/prometheus/*' -not -path '*/grafana/*' | sort)
 
-# The Kubernetes config as the pod sees it: secret files 0440 (fsGroup), with the
-# Deployment's own flags.
+# The Kubernetes config as the pod sees it: the Secret volumes' files owned by root with
+# group fsGroup, mode 0440 (what the kubelet makes of defaultMode 0400), read by the
+# Deployment's user and groups, with the Deployment's own flags, which must not include
+# --allow-insecure-permissions: root:fsGroup 0440 is accepted without it. A 0444 file
+# (readable by others) is still refused.
 K8S_ARGS=$(py deployment-args examples/kubernetes)
-# shellcheck disable=SC2086
-check "clawveil check examples/kubernetes/proxy.toml with 0440 secrets and '$K8S_ARGS'" \
-  py check-config examples/kubernetes/proxy.toml "$BIN" "$TMP/k8s0440" 0440 $K8S_ARGS
-# ... and that without the flag those files are refused (the reason the flag is there).
-check "clawveil check refuses 0440 secrets without the flag" \
-  fails py check-config examples/kubernetes/proxy.toml "$BIN" "$TMP/k8s0440b" 0440
+check "the Deployment runs clawveil without --allow-insecure-permissions ('$K8S_ARGS')" \
+  bash -c "[[ ' $K8S_ARGS ' != *' --allow-insecure-permissions '* ]]"
+if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
+  # shellcheck disable=SC2086
+  check "clawveil check examples/kubernetes/proxy.toml as the pod's user, Secret files root:fsGroup 0440" \
+    py check-config-as-pod examples/kubernetes/proxy.toml "$BIN" "$TMP/k8s0440" 0440 examples/kubernetes/deployment.yaml $K8S_ARGS
+  # shellcheck disable=SC2086
+  check "... and refuses them at root:fsGroup 0444 (readable by others)" \
+    fails_with "is readable by group or others (mode 0444)" \
+    py check-config-as-pod examples/kubernetes/proxy.toml "$BIN" "$TMP/k8s0444" 0444 examples/kubernetes/deployment.yaml $K8S_ARGS
+else
+  say "skip - the Kubernetes Secret volume layout checks (need root for chown and setpriv)"
+fi
 
 # nginx-migration.md: its complete proxy.toml block(s).
 mkdir -p "$TMP/md"
