@@ -138,6 +138,11 @@ fn cutting_upstream() -> (String, Arc<AtomicUsize>) {
                                content-length: 100000\r\n\r\n";
                     let _ = s.write_all(top.as_bytes());
                     let _ = s.write_all(&[b'z'; 1000]);
+                    let _ = s.flush();
+                    // Die a moment later, as a crashing bot does: cut at once, an h2 stream
+                    // may be reset before its queued HEADERS frame is written (h2 drops a
+                    // reset stream's pending frames) and the client sees no status at all.
+                    std::thread::sleep(std::time::Duration::from_millis(300));
                 } else {
                     let _ = s.write_all(
                         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
