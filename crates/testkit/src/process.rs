@@ -7,22 +7,29 @@ use std::time::{Duration, Instant};
 
 /// A port that was free a moment ago (bound to 127.0.0.1:0 and released).
 pub fn free_port() -> u16 {
-    // The kernel may hand a port it just gave out (and that was closed again)
-    // to the next bind, so two calls could return the same port: a test's
-    // listeners would then collide. Never return a port twice in a process.
+    // Ports come from below the kernel's ephemeral range (32768-60999 by default): a
+    // port found free by binding to port 0 was itself ephemeral, so a later bind to port
+    // 0 (a test's own upstream or CA) or an outgoing connection could be handed the same
+    // port before the test listens on it. Never return a port twice in a process.
+    const LOW: u16 = 20000;
+    const HIGH: u16 = 32000;
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
+    // Start somewhere that depends on the process, so parallel test binaries spread out.
+    let span = u32::from(HIGH - LOW);
+    let mut next = (std::process::id().wrapping_mul(7919) + given.len() as u32 * 97) % span;
+    for _ in 0..span {
+        let port = LOW + next as u16;
+        next = (next + 1) % span;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             given.push(port);
             return port;
         }
     }
+    panic!("no free port between {LOW} and {HIGH} on 127.0.0.1");
 }
 
 /// Waits until something accepts on 127.0.0.1:`port`.
