@@ -42,8 +42,8 @@ cargo test --workspace --locked -- "${filter[@]}"
 # The deployment material is tested too (whole runs only, not with a filter).
 if [ ${#filter[@]} -eq 0 ]; then
   echo "== alert rules: promtool check and unit tests"
-  (cd examples/prometheus && promtool check rules alerts.yml && promtool test rules alerts.test.yml \
-     && promtool check config --syntax-only prometheus.yml)
+  (cd examples/prometheus && promtool check rules alerts.yml && promtool test rules tests.yml \
+     && promtool check config --syntax-only server/prometheus.yml)
   echo "== grafana dashboard: structure and PromQL"
   python3 examples/grafana/validate.py --require-promtool
   echo "== deployment examples: clawveil check, systemd-analyze, kubernetes-validate, lints"
